@@ -199,5 +199,6 @@ LOGGING = {
     "loggers": {
         "django-q": {"level": env.str("QUEUE_LOG_LEVEL", default="WARNING")},
         "stripe": {"level": "WARNING"},
+        "mail.log": {"level": "WARNING"},  # aiosmtpd, in tests and local runs
     },
 }

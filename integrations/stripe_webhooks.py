@@ -26,6 +26,7 @@ from djstripe.models.webhooks import get_remote_ip
 from djstripe.settings import djstripe_settings
 
 from integrations.queue import enqueue
+from integrations.signals import stripe_event_received
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +102,12 @@ def receive_webhook(request, uuid):
         logger.warning("Rejected Stripe webhook on endpoint %s: %s", endpoint.id, e)
         return _error(400, str(e))
 
-    trigger = _record(request, endpoint, body, valid=True)
-    enqueue(PROCESS_TASK, trigger.pk)
+    # One transaction: the evidence, the runs it starts and their queue entries (sent on
+    # commit) exist together or not at all; on failure Stripe gets a 500 and redelivers.
+    with transaction.atomic():
+        trigger = _record(request, endpoint, body, valid=True)
+        stripe_event_received.send(sender=WebhookEventTrigger, event=event, trigger_id=trigger.pk)
+        enqueue(PROCESS_TASK, trigger.pk)
     return JsonResponse({"received": event["id"], "trigger": trigger.pk})
 
 
@@ -122,9 +127,10 @@ def process_webhook(trigger_id):
     """Sync a verified webhook's event into dj-stripe (django-q2 task).
 
     dj-stripe's Event.process creates the Event once per event id (a redelivery finds it
-    and does nothing) and sends the per-type signal that starts workflow runs. It calls
-    the Stripe API, so a failure is recorded on the trigger and retried by
-    `retry_unprocessed_webhooks`. Only this task's own columns are updated.
+    and does nothing) and re-fetches the object from the Stripe API. Workflow runs do not
+    wait for this: the receiver started them from the verified payload. A failure is
+    recorded on the trigger and retried by `retry_unprocessed_webhooks`. Only this task's
+    own columns are updated.
     """
     trigger = WebhookEventTrigger.objects.select_related(
         "webhook_endpoint", "stripe_trigger_account"

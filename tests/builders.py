@@ -38,3 +38,33 @@ def event(event_type, obj, **kwargs):
 
 def random_id(prefix):
     return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def early_fraud_warning(charge_id, payment_intent_id=None):
+    """A Radar early fraud warning (localstripe has none; seed it into the fake)."""
+    return {
+        "id": random_id("issfr"),
+        "object": "radar.early_fraud_warning",
+        "actionable": True,
+        "charge": charge_id,
+        "created": 1700000000,
+        "fraud_type": "made_with_stolen_card",
+        "livemode": False,
+        "payment_intent": payment_intent_id,
+    }
+
+
+def payment_intent_dict(amount, currency, customer="cus_test", **fields):
+    """A payment intent as an event carries it, for tests that need no Stripe object."""
+    return {
+        "id": random_id("pi"),
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_received": amount,
+        "currency": currency,
+        "customer": customer,
+        "latest_charge": random_id("ch"),
+        "metadata": {},
+        "status": "succeeded",
+        **fields,
+    }

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django_q.conf import Conf
 from djstripe.models import Account, APIKey, WebhookEndpoint
 
+from automations.triggers import index as trigger_index
 from integrations.stripe_client import get_client
 from integrations.stripe_events import sign
 from tests.fakes.slack_api import FakeSlack
@@ -74,6 +75,7 @@ def no_network(settings, monkeypatch):
     settings.SLACK_BOT_TOKEN = "xoxb-test-token"
     get_client.cache_clear()
     monkeypatch.setattr(Conf, "SYNC", True)
+    trigger_index.invalidate()  # rolled-back tests reuse primary keys
     yield
     get_client.cache_clear()
 
@@ -110,18 +112,10 @@ class FakeStripe:
         """Serve these objects at GET /v1/…/<id> (for types localstripe lacks)."""
         self._call("POST", "/_config/kanri/objects", list(objects))
 
-    def fail(
-        self,
-        path,
-        *,
-        method="POST",
-        status=500,
-        type="api_error",
-        code=None,
-        times=1,
-        message="Injected failure",
-    ):
-        """Make the next `times` matching requests fail with a Stripe error."""
+    def fail(self, path, *, method="POST", status=500, times=1, after=False, **error):
+        """Make the next `times` matching requests fail with a Stripe error (`error` may
+        set type, code, message). With `after`, the fake carries the request out and only
+        the answer is lost, as when a response times out."""
         self._call(
             "POST",
             "/_config/kanri/faults",
@@ -129,10 +123,9 @@ class FakeStripe:
                 "path": path,
                 "method": method,
                 "status": status,
-                "type": type,
-                "code": code,
                 "times": times,
-                "message": message,
+                "after": after,
+                **error,
             },
         )
 

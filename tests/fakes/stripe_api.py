@@ -28,6 +28,17 @@ resources.Store.dump_to_disk = lambda self: None
 
 from localstripe.server import app  # noqa: E402  (importing builds its routes)
 
+_refund_init = resources.Refund.__init__
+
+
+def _refund_with_reason(self, reason=None, **kwargs):
+    # localstripe refuses Stripe's `reason` parameter; real Stripe accepts and returns it.
+    _refund_init(self, **kwargs)
+    self.reason = reason
+
+
+resources.Refund.__init__ = _refund_with_reason
+
 ACCOUNT_ID = "acct_kanri_local"
 
 state = {"objects": {}, "requests": [], "idempotent": {}, "faults": []}
@@ -84,7 +95,7 @@ async def kanri_layer(request, handler):
     state["requests"].append(entry)
 
     fault = _take_fault(request.method, request.path)
-    if fault:
+    if fault and not fault["after"]:
         entry["fault"] = fault["status"]
         return stripe_error(fault["status"], fault["message"], fault["type"], fault.get("code"))
 
@@ -123,6 +134,10 @@ async def kanri_layer(request, handler):
             "status": response.status,
             "body": json.loads(response.body),
         }
+    if fault:
+        # Stripe did the work but the answer was lost (a timeout, a 500 on the way back).
+        entry["fault"] = fault["status"]
+        return stripe_error(fault["status"], fault["message"], fault["type"], fault.get("code"))
     return response
 
 
@@ -146,17 +161,19 @@ async def list_requests(request):
 
 
 async def add_fault(request):
-    """Fail the next `times` requests matching method + path prefix with a Stripe error."""
+    """Fail the next `times` requests matching method + path prefix with a Stripe error;
+    with "after", the request is carried out first and only its answer is lost."""
     data = await request.json()
     state["faults"].append(
         {
             "method": data.get("method", "POST"),
             "path": data["path"],
             "status": int(data.get("status", 500)),
-            "type": data.get("type", "api_error"),
+            "type": data.get("type") or "api_error",
             "code": data.get("code"),
-            "message": data.get("message", "Injected failure"),
+            "message": data.get("message") or "Injected failure",
             "times": int(data.get("times", 1)),
+            "after": bool(data.get("after", False)),
         }
     )
     return web.json_response({"faults": len(state["faults"])})

@@ -1,0 +1,120 @@
+"""Dynamic references: `{{trigger.data.object.amount}}`, `{{steps.charge.id}}`.
+
+Rendered in one pass: a value inserted into the text is never scanned again, so a
+customer whose name is "{{steps.refund.id}}" stays just that. A field that holds exactly
+one reference keeps the referenced value's type (an amount stays an integer).
+
+    >>> render("Paid {{trigger.data.object.amount | money}}", ctx)
+    'Paid 1,500.00 USD'
+"""
+
+import json
+import re
+
+from automations.money import format_money
+
+REFERENCE = re.compile(r"\{\{\s*([^{}|]+?)\s*(?:\|\s*([a-z_]+)\s*)?\}\}")
+ROOTS = ("trigger", "steps", "run", "workflow")
+MISSING = object()
+
+
+class RenderError(ValueError):
+    pass
+
+
+def parse(text):
+    """Return the (path, filter) pairs referenced in `text`."""
+    return [(m.group(1), m.group(2)) for m in REFERENCE.finditer(text or "")]
+
+
+def lookup(path, context):
+    """Return the value at a dotted path, or raise ReferenceError naming what is missing."""
+    parts = path.split(".")
+    if parts[0] not in ROOTS:
+        raise RenderError(
+            f"Unknown reference {{{{{path}}}}}: it must start with {', '.join(ROOTS)}."
+        )
+    if parts[0] == "steps" and (len(parts) < 2 or parts[1] not in context.get("steps", {})):
+        name = parts[1] if len(parts) > 1 else ""
+        raise RenderError(
+            f"Unknown reference {{{{{path}}}}}: no step named {name!r} has run before this one."
+        )
+    value = context
+    for i, part in enumerate(parts):
+        value = _child(value, part)
+        if value is MISSING:
+            where = ".".join(parts[:i]) or "the context"
+            raise RenderError(f"Unknown reference {{{{{path}}}}}: {where} has no {part!r}.")
+    return value
+
+
+def _child(value, part):
+    if isinstance(value, dict):
+        return value.get(part, MISSING)
+    if isinstance(value, list) and part.isdigit():
+        return value[int(part)] if int(part) < len(value) else MISSING
+    return MISSING
+
+
+def apply_filter(name, value, path, context):
+    if name is None:
+        return value
+    if name == "money":
+        # Stripe puts `currency` beside every amount; the filter reads that sibling.
+        parent = path.rsplit(".", 1)[0]
+        currency = lookup(parent, context).get("currency") if "." in path else None
+        if not isinstance(value, int) or not currency:
+            raise RenderError(f"{{{{{path} | money}}}} is not an amount with a currency.")
+        return format_money(value, currency)
+    if name == "upper":
+        return as_text(value).upper()
+    if name == "lower":
+        return as_text(value).lower()
+    raise RenderError(f"Unknown filter {name!r} in {{{{{path} | {name}}}}}.")
+
+
+def as_text(value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def render_text(text, context, escape=None):
+    """Render every reference in a string; `escape` is applied to inserted values only."""
+    whole = REFERENCE.fullmatch(text.strip())
+    if whole and escape is None:
+        path, filter_name = whole.group(1), whole.group(2)
+        return apply_filter(filter_name, lookup(path, context), path, context)
+
+    def replace(match):
+        path, filter_name = match.group(1), match.group(2)
+        value = as_text(apply_filter(filter_name, lookup(path, context), path, context))
+        return escape(value) if escape else value
+
+    return REFERENCE.sub(replace, text)
+
+
+def render(value, context, escape=None):
+    """Render references in a config value: strings, and strings inside lists and dicts."""
+    if isinstance(value, str):
+        return render_text(value, context, escape)
+    if isinstance(value, list):
+        return [render(item, context, escape) for item in value]
+    if isinstance(value, dict):
+        return {key: render(item, context, escape) for key, item in value.items()}
+    return value
+
+
+def references_in(value):
+    """Return every reference path used anywhere in a config value."""
+    if isinstance(value, str):
+        return [path for path, _ in parse(value)]
+    if isinstance(value, list):
+        return [path for item in value for path in references_in(item)]
+    if isinstance(value, dict):
+        return [path for item in value.values() for path in references_in(item)]
+    return []

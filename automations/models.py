@@ -1,0 +1,212 @@
+"""Workflows as staff edit them, the immutable versions runs execute, and the audit log."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from automations.engine.conditions import OPERATORS
+
+
+class Workflow(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+
+    class TriggerKind(models.TextChoices):
+        EVENT = "event", "Stripe event"
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="workflows",
+    )
+    status = models.CharField(max_length=10, choices=Status, default=Status.DRAFT)
+    trigger_kind = models.CharField(max_length=10, choices=TriggerKind, default=TriggerKind.EVENT)
+    event_type = models.CharField(
+        max_length=100, blank=True, help_text="The Stripe event that starts a run."
+    )
+    active_version = models.ForeignKey(
+        "WorkflowVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The version new runs use while the workflow is active.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["status", "event_type"])]
+
+    def __str__(self):
+        return self.name
+
+
+class WorkflowVersion(models.Model):
+    """A snapshot of a workflow's trigger, conditions and steps; never changed once made.
+
+    `definition` is the plain dict the engine runs (see automations/definitions.py).
+    """
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["workflow", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "number"], name="one_version_number")
+        ]
+
+    def __str__(self):
+        return f"{self.workflow} v{self.number}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValidationError("Workflow versions are immutable; create a new one.")
+        super().save(*args, **kwargs)
+
+
+class Step(models.Model):
+    """One step of a workflow being edited: an action, or a branch with two arms.
+
+    Steps inside a branch point at it with `parent` and say which arm they are in.
+    """
+
+    BRANCH = "branch"
+
+    class Arm(models.TextChoices):
+        THEN = "then", "If"
+        ELSE = "else", "All other cases"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
+        limit_choices_to={"kind": BRANCH},
+    )
+    arm = models.CharField(max_length=4, choices=Arm, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    name = models.SlugField(
+        max_length=50, help_text="Used in references: {{steps.<name>.<field>}}."
+    )
+    kind = models.CharField(max_length=60)
+    config = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["workflow", "position", "pk"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "name"], name="one_step_name")]
+
+    def __str__(self):
+        return self.name
+
+
+class Condition(models.Model):
+    """A test on the run's data. Trigger conditions have no `step`; a branch's point at it.
+
+    Conditions with the same `group` must all hold; any one group holding is enough.
+    Money conditions carry a currency and a value in minor units.
+    """
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="conditions")
+    step = models.ForeignKey(
+        Step, null=True, blank=True, on_delete=models.CASCADE, related_name="conditions"
+    )
+    group = models.PositiveSmallIntegerField(default=1)
+    position = models.PositiveIntegerField(default=0)
+    field = models.CharField(max_length=200, help_text="e.g. trigger.data.object.amount")
+    operator = models.CharField(max_length=10, choices=list(OPERATORS.items()))
+    value = models.JSONField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+
+    class Meta:
+        ordering = ["workflow", "step", "group", "position", "pk"]
+
+    def __str__(self):
+        return f"{self.field} {self.get_operator_display()} {self.value}"
+
+
+class Run(models.Model):
+    """One execution of a workflow version for one trigger (a Stripe event)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Waiting to retry"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="runs")
+    trigger_kind = models.CharField(max_length=10, default=Workflow.TriggerKind.EVENT)
+    trigger_key = models.CharField(max_length=255, help_text="The Stripe event id.")
+    event_type = models.CharField(max_length=100, blank=True)
+    trigger_data = models.JSONField(help_text="The event as received: the run's snapshot.")
+    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
+    attempt = models.PositiveIntegerField(default=0, help_text="Times a worker took the run.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "trigger_key"], name="one_run_per_trigger")
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["workflow", "-created_at"]),
+        ]
+
+    def __str__(self):
+        return f"Run {self.pk} of {self.workflow_id} for {self.trigger_key}"
+
+
+class RunStep(models.Model):
+    """One attempt at one step of a run: what was sent, what came back, how long it took."""
+
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        RETRYING = "retrying", "Failed, will retry"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    step_name = models.CharField(max_length=50)
+    kind = models.CharField(max_length=60)
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status)
+    input = models.JSONField(null=True, blank=True, help_text="The rendered request.")
+    output = models.JSONField(null=True, blank=True, help_text="An excerpt of the answer.")
+    error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["run", "started_at", "pk"]
+        indexes = [models.Index(fields=["run", "step_name"])]
+
+    def __str__(self):
+        return f"{self.step_name} #{self.attempt}: {self.status}"

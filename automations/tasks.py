@@ -1,0 +1,48 @@
+"""django-q2 tasks: thin; the decisions live in the engine."""
+
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from automations.engine import runner
+from automations.models import Run
+from automations.triggers import RUN_TASK
+from integrations.queue import enqueue
+
+# A queued run whose task has not started this long after it was due is presumed lost
+# (the Redis broker drops a task whose worker dies) and is queued again. Taking a run is
+# a conditional update, so a task that was only slow and then arrives does nothing.
+LOST_AFTER = timedelta(minutes=10)
+
+
+def run_workflow(run_id):
+    """Execute one run (queued by automations.triggers or by retry_due_runs)."""
+    return runner.execute(run_id)
+
+
+def retry_due_runs(limit=1000):
+    """Queue runs whose retry is due, whose worker died, or whose task was lost.
+
+    Scheduled every minute. Each run is claimed with a conditional update, so two
+    sweepers running at once never queue the same run twice. Returns how many it queued.
+    """
+    now = timezone.now()
+    due = (
+        Run.objects.filter(
+            Q(status=Run.Status.RETRYING, next_attempt_at__lte=now)
+            | Q(status=Run.Status.RUNNING, lease_until__lt=now)
+            | Q(status=Run.Status.QUEUED, next_attempt_at__lt=now - LOST_AFTER)
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", "status", "next_attempt_at", "lease_until")[:limit]
+    )
+    queued = 0
+    for pk, status, next_attempt_at, lease_until in due:
+        claimed = Run.objects.filter(
+            pk=pk, status=status, next_attempt_at=next_attempt_at, lease_until=lease_until
+        ).update(status=Run.Status.QUEUED, next_attempt_at=now, lease_until=None)
+        if claimed:
+            enqueue(RUN_TASK, pk)
+            queued += 1
+    return queued

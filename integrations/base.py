@@ -1,0 +1,71 @@
+"""The extension point for workflow steps: an Action, its result, and its one error type.
+
+An action prepares the exact request it would send (shown in previews and kept in the
+audit log), then sends it. It never writes audit rows and knows nothing of workflows or
+runs: the runner records what happened. To add one: a subclass, a config form, one line
+in integrations/registry.py, and a test.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+
+class ActionError(Exception):
+    """A step failed. Permanent errors are not retried; the rest are, with backoff."""
+
+    def __init__(self, message, *, permanent=False, retry_after=None):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after  # seconds the provider asked us to wait, if any
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """What the runner tells an action about this call; plain values only."""
+
+    idempotency_key: str
+    run_id: int | None = None
+    workflow_id: int | None = None
+    first_attempt_at: datetime | None = None
+
+
+class Action:
+    kind = ""
+    label = ""
+    provider = ""  # the external system it touches, for the inventory
+    form_class = forms.Form
+    moves_money = False
+    reads_only = False  # no side effect: previews may really call it
+    outputs = {}  # field -> label: what {{steps.<name>.<field>}} can use afterwards
+    # A function making referenced values safe inside this action's text (Slack's markup),
+    # or None: then a field holding just one reference keeps the value's type.
+    escape = None
+
+    @classmethod
+    def validate(cls, config):
+        """Return the cleaned config, or raise ValidationError with per-field messages."""
+        form = cls.form_class(data=config or {})
+        if not form.is_valid():
+            raise ValidationError({field: list(errors) for field, errors in form.errors.items()})
+        return {key: value for key, value in form.cleaned_data.items() if value not in ("", None)}
+
+    def prepare(self, config, call):
+        """Return the exact request this step would send, as a JSON-able dict."""
+        raise NotImplementedError
+
+    def send(self, request, call):
+        """Send a prepared request; return the output dict or raise ActionError."""
+        raise NotImplementedError
+
+    def dry_output(self, request):
+        """Return stand-in outputs for a preview that does not send anything."""
+        return {field: f"<{field} from {self.kind}>" for field in self.outputs}
+
+
+def excerpt(obj, fields):
+    """Return only `fields` of a provider object: audit rows keep excerpts, not objects."""
+    return {field: obj.get(field) for field in fields if field in obj}
