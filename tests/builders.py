@@ -63,6 +63,7 @@ def payment_intent_dict(amount, currency, customer="cus_test", **fields):
         "amount_received": amount,
         "currency": currency,
         "customer": customer,
+        "description": None,
         "latest_charge": random_id("ch"),
         "metadata": {},
         "status": "succeeded",

@@ -71,6 +71,8 @@ def no_network(settings, monkeypatch):
     """Point every provider at a closed port and run django-q2 tasks inline."""
     settings.STRIPE_API_HOST = CLOSED_PORT_URL
     monkeypatch.setattr(stripe, "api_base", CLOSED_PORT_URL)  # dj-stripe's global client
+    # Its SDK default retries twice with a sleep in between; tests want one attempt.
+    monkeypatch.setattr(stripe, "max_network_retries", 0)
     settings.SLACK_API_URL = CLOSED_PORT_URL + "/api/"
     settings.SLACK_BOT_TOKEN = "xoxb-test-token"
     get_client.cache_clear()
@@ -271,7 +273,9 @@ def redis_available():
 
 
 @pytest.fixture(params=["orm", "redis"])
-def q_cluster(request, transactional_db, fake_stripe, monkeypatch, tmp_path):
+def q_cluster(
+    request, transactional_db, fake_stripe, smtp_server, fake_slack, monkeypatch, tmp_path
+):
     """A real `manage.py qcluster` process on the test database, with the ORM or Redis broker.
 
     This test process enqueues through the same broker, so tasks cross a real process
@@ -289,6 +293,9 @@ def q_cluster(request, transactional_db, fake_stripe, monkeypatch, tmp_path):
         "SECRET_KEY": settings.SECRET_KEY,  # django-q2 signs task packages with it
         "DATABASE_URL": test_database_url(),
         "STRIPE_API_HOST": fake_stripe.url,
+        "EMAIL_URL": smtp_server.url,
+        "SLACK_API_URL": fake_slack.base_url,
+        "SLACK_BOT_TOKEN": settings.SLACK_BOT_TOKEN,
         "QUEUE_NAME": Conf.PREFIX,
         "REDIS_URL": "",
         "QUEUE_LOG_LEVEL": "INFO",

@@ -3,7 +3,10 @@
 import pytest
 from djstripe.models import Customer, PaymentIntent, WebhookEventTrigger
 
-from tests.builders import create_customer, create_payment_intent, event
+from automations.definitions import create_workflow
+from automations.models import Run, Workflow
+from automations.templates import personalise_large_orders
+from tests.builders import create_customer, create_payment_intent, event, payment_intent_dict
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -27,3 +30,27 @@ def test_webhooks_are_acknowledged_then_synced_by_the_cluster(q_cluster, post_ev
     assert Customer.objects.get(id=customer["id"]).email == "jiro@example.test"
     assert PaymentIntent.objects.get(id=intent["id"]).stripe_data["amount"] == 250000
     assert list(WebhookEventTrigger.objects.values_list("exception", flat=True)) == ["", ""]
+
+
+def test_a_workflow_run_goes_through_the_cluster_to_the_mail_server(
+    q_cluster, post_event, smtp_server
+):
+    workflow = create_workflow(
+        personalise_large_orders(team="ops@example.test"), status=Workflow.Status.ACTIVE
+    )
+    sent = event("payment_intent.succeeded", payment_intent_dict(150000, "usd"))
+
+    assert post_event(sent).status_code == 200
+
+    run = wait_until(
+        lambda: Run.objects.filter(workflow=workflow, status=Run.Status.SUCCEEDED).first(),
+        timeout=30,
+        message="the run to succeed",
+    )
+    assert run.trigger_key == sent["id"]
+    assert list(run.steps.values_list("step_name", "status")) == [("notify_team", "succeeded")]
+    [(_, recipients, message)] = smtp_server.messages
+    assert recipients == ["ops@example.test"]
+    assert (
+        message["Subject"] == f"Large order {sent['data']['object']['id']}: add a hand-written note"
+    )

@@ -9,7 +9,8 @@ from aiosmtpd.controller import Controller
 class SmtpSink:
     def __init__(self):
         self.messages = []  # (envelope sender, recipients, parsed message)
-        self.refuse = 0  # refuse this many deliveries with a transient 451
+        self.refuse = 0  # refuse this many deliveries with `refusal`
+        self.refusal = "451 Requested action aborted: local error in processing"
         with socket.socket() as s:  # aiosmtpd needs a concrete port to probe its own start
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -29,7 +30,7 @@ class SmtpSink:
     async def handle_DATA(self, server, session, envelope):
         if self.refuse:
             self.refuse -= 1
-            return "451 Requested action aborted: local error in processing"
+            return self.refusal
         # SMTP carries CRLF line ends; tests compare with Python's "\n".
         raw = envelope.original_content.replace(b"\r\n", b"\n")
         message = message_from_bytes(raw, policy=policy.default)

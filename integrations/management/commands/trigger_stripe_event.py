@@ -1,3 +1,9 @@
+import json
+import secrets
+import time
+import urllib.request
+
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from djstripe.models import WebhookEndpoint
 
@@ -34,9 +40,38 @@ def payment_intent_succeeded(client, options):
     return intent
 
 
+def early_fraud_warning_created(client, options):
+    """Only against the local fake: Stripe's own test mode cannot create these on demand."""
+    intent = payment_intent_succeeded(client, options)
+    warning = {
+        "id": "issfr_" + secrets.token_hex(8),
+        "object": "radar.early_fraud_warning",
+        "actionable": True,
+        "charge": intent["latest_charge"],
+        "created": int(time.time()),
+        "fraud_type": "made_with_stolen_card",
+        "livemode": False,
+        "payment_intent": intent["id"],
+    }
+    base = getattr(settings, "STRIPE_API_HOST", "")
+    try:
+        seed = urllib.request.Request(
+            f"{base}/_config/kanri/objects",
+            data=json.dumps(warning).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(seed, timeout=5).close()
+    except (ValueError, OSError) as e:
+        raise CommandError(
+            f"Early fraud warnings need the local fake Stripe API (STRIPE_API_HOST): {e}"
+        ) from None
+    return warning
+
+
 BUILDERS = {
     "customer.created": customer_created,
     "payment_intent.succeeded": payment_intent_succeeded,
+    "radar.early_fraud_warning.created": early_fraud_warning_created,
 }
 
 
