@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AutomationsConfig(AppConfig):
@@ -7,3 +8,6 @@ class AutomationsConfig(AppConfig):
 
     def ready(self):
         from automations import triggers  # noqa: F401  (connects the signal receivers)
+        from automations.roles import ensure_roles
+
+        post_migrate.connect(ensure_roles, sender=self)

@@ -17,6 +17,8 @@
 Conditions are groups (lists) of conditions: all in a group must hold, any group will do.
 """
 
+import difflib
+import json
 import re
 
 from django.core.exceptions import ValidationError
@@ -25,7 +27,7 @@ from django.db import transaction
 from automations.engine.conditions import OPERATORS, UNARY
 from automations.engine.references import ROOTS, parse, references_in
 from automations.models import Condition, Step, Workflow, WorkflowVersion
-from integrations.registry import UnknownAction, get_action
+from integrations.registry import ACTIONS, UnknownAction, get_action
 
 BRANCH = Step.BRANCH
 STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -51,34 +53,43 @@ def _groups(conditions):
 
 def snapshot(workflow):
     """Return the definition dict of a workflow's current rows (two queries)."""
-    steps = list(workflow.steps.all())
-    conditions = list(workflow.conditions.all())
+    return snapshots([workflow])[workflow.pk]
+
+
+def snapshots(workflows):
+    """Return {workflow id: definition} for many workflows in two queries."""
+    workflows = list(workflows)
+    ids = [w.pk for w in workflows]
+    steps = list(Step.objects.filter(workflow__in=ids))
     by_step = {}
-    for condition in conditions:
-        by_step.setdefault(condition.step_id, []).append(condition)
+    for condition in Condition.objects.filter(workflow__in=ids):
+        by_step.setdefault((condition.workflow_id, condition.step_id), []).append(condition)
     children = {}
     for step in steps:
-        children.setdefault((step.parent_id, step.arm), []).append(step)
+        children.setdefault((step.workflow_id, step.parent_id, step.arm), []).append(step)
 
-    def tree(parent_id, arm):
+    def tree(workflow_id, parent_id, arm):
         out = []
-        for step in children.get((parent_id, arm), []):
+        for step in children.get((workflow_id, parent_id, arm), []):
             item = {"name": step.name, "kind": step.kind}
             if step.kind == BRANCH:
-                item["conditions"] = _groups(by_step.get(step.pk, []))
-                item["then"] = tree(step.pk, Step.Arm.THEN)
-                item["else"] = tree(step.pk, Step.Arm.ELSE)
+                item["conditions"] = _groups(by_step.get((workflow_id, step.pk), []))
+                item["then"] = tree(workflow_id, step.pk, Step.Arm.THEN)
+                item["else"] = tree(workflow_id, step.pk, Step.Arm.ELSE)
             else:
                 item["config"] = step.config
             out.append(item)
         return out
 
     return {
-        "name": workflow.name,
-        "description": workflow.description,
-        "trigger": {"kind": workflow.trigger_kind, "event_type": workflow.event_type},
-        "conditions": _groups(by_step.get(None, [])),
-        "steps": tree(None, ""),
+        w.pk: {
+            "name": w.name,
+            "description": w.description,
+            "trigger": {"kind": w.trigger_kind, "event_type": w.event_type},
+            "conditions": _groups(by_step.get((w.pk, None), [])),
+            "steps": tree(w.pk, None, ""),
+        }
+        for w in workflows
     }
 
 
@@ -240,6 +251,24 @@ def create_workflow(definition, owner=None, status=Workflow.Status.DRAFT):
         owner=owner,
         event_type=definition["trigger"]["event_type"],
     )
+    _create_rows(workflow, definition)
+    if status == Workflow.Status.ACTIVE:
+        activate(workflow, owner)
+    return workflow
+
+
+@transaction.atomic
+def restore(workflow, definition):
+    """Replace a workflow's editable rows (its draft) with a definition, e.g. a version's."""
+    definition = validate(definition)
+    workflow.steps.all().delete()
+    workflow.conditions.all().delete()
+    workflow.event_type = definition["trigger"]["event_type"]
+    workflow.save(update_fields=["event_type", "updated_at"])
+    _create_rows(workflow, definition)
+
+
+def _create_rows(workflow, definition):
     _create_conditions(workflow, None, definition.get("conditions") or [])
     position = iter(range(1, 10_000))
 
@@ -260,9 +289,6 @@ def create_workflow(definition, owner=None, status=Workflow.Status.DRAFT):
                 create_steps(step.get("else") or [], row, Step.Arm.ELSE)
 
     create_steps(definition.get("steps") or [], None, "")
-    if status == Workflow.Status.ACTIVE:
-        activate(workflow, owner)
-    return workflow
 
 
 def _create_conditions(workflow, step, groups):
@@ -304,3 +330,22 @@ def activate(workflow, user=None):
 def pause(workflow):
     workflow.status = Workflow.Status.PAUSED
     workflow.save(update_fields=["status", "updated_at"])
+
+
+def moves_money(definition):
+    """Return whether any step of the definition moves money (needs an approver)."""
+    return any(
+        step["kind"] in ACTIONS and get_action(step["kind"]).moves_money
+        for step in iter_steps(definition.get("steps") or [])
+    )
+
+
+def diff(old, new):
+    """Return unified-diff lines between two definitions, for the version history."""
+
+    def lines(definition):
+        if definition is None:
+            return []
+        return json.dumps(definition, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+
+    return list(difflib.unified_diff(lines(old), lines(new), "before", "after", lineterm="", n=2))

@@ -45,6 +45,10 @@ class Workflow(models.Model):
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["status", "event_type"])]
+        permissions = [
+            ("activate_workflow", "Can activate and pause workflows"),
+            ("approve_money_workflow", "Can activate workflows that move money"),
+        ]
 
     def __str__(self):
         return self.name
@@ -103,7 +107,8 @@ class Step(models.Model):
     arm = models.CharField(max_length=4, choices=Arm, blank=True)
     position = models.PositiveIntegerField(default=0)
     name = models.SlugField(
-        max_length=50, help_text="Used in references: {{steps.<name>.<field>}}."
+        max_length=50, help_text="Lower-case letters, digits and _; later steps refer to its output as "
+        "{{steps.NAME.FIELD}}."
     )
     kind = models.CharField(max_length=60)
     config = models.JSONField(default=dict, blank=True)
@@ -138,7 +143,10 @@ class Condition(models.Model):
         ordering = ["workflow", "step", "group", "position", "pk"]
 
     def __str__(self):
-        return f"{self.field} {self.get_operator_display()} {self.value}"
+        from automations.editor import display_value
+
+        value = display_value(self.value, self.currency)
+        return f"{self.field} {self.get_operator_display()} {value} {self.currency.upper()}".strip()
 
 
 class Run(models.Model):
@@ -171,6 +179,7 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        permissions = [("retry_run", "Can retry and cancel runs")]
         constraints = [
             models.UniqueConstraint(fields=["workflow", "trigger_key"], name="one_run_per_trigger")
         ]

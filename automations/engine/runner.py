@@ -25,7 +25,9 @@ from automations.engine.conditions import matches
 from automations.engine.context import build_context
 from automations.engine.references import RenderError, render
 from automations.models import Run, RunStep, Step
+from automations.triggers import RUN_TASK
 from integrations.base import ActionError, StepCall
+from integrations.queue import enqueue
 from integrations.registry import UnknownAction, get_action
 
 logger = logging.getLogger(__name__)
@@ -217,3 +219,27 @@ class RunExecution:
             status=status, error=error, finished_at=timezone.now(), lease_until=None
         )
         return status
+
+
+def retry_failed(run_ids):
+    """Queue failed runs again (an admin's decision); return how many.
+
+    Steps that succeeded stay done; the failed step gets one more attempt with the same
+    idempotency key, so a Stripe write that did happen is not repeated.
+    """
+    now = timezone.now()
+    count = 0
+    for pk in run_ids:
+        if Run.objects.filter(pk=pk, status=Run.Status.FAILED).update(
+            status=Run.Status.QUEUED, error="", finished_at=None, next_attempt_at=now
+        ):
+            enqueue(RUN_TASK, pk)
+            count += 1
+    return count
+
+
+def cancel(run_ids):
+    """Cancel runs that are waiting (queued or waiting to retry); return how many."""
+    return Run.objects.filter(
+        pk__in=run_ids, status__in=[Run.Status.QUEUED, Run.Status.RETRYING]
+    ).update(status=Run.Status.CANCELLED, finished_at=timezone.now(), next_attempt_at=None)

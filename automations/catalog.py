@@ -1,0 +1,549 @@
+"""The fields the workflow editor offers, so staff never need to know Stripe's payloads.
+
+Staff pick "Payment intent succeeded" and then "Amount" from a list; the editor stores
+`trigger.data.object.amount`. The same catalog lets a workflow be checked before it is
+activated: a reference to `trigger.data.object.amout` is a typo we can name, instead of a
+blank that only shows up in a failed run. A field's type tells the editor which operators
+and inputs fit: a "money" field is compared with a currency, a "timestamp" with a date.
+
+Field names follow Stripe's current API (checked against stripe-python 15.6.2, API version
+2026-08-26.dahlia). They deliberately leave out fields Stripe moved away in 2025-03-31.basil
+(invoice.subscription, invoice.charge, invoice.payment_intent, invoice.paid,
+subscription.current_period_end), so a new workflow is not written against a shape that a
+webhook endpoint on a current API version no longer sends.
+"""
+
+import copy
+
+# Field types. "money" is an integer in minor units whose sibling `currency` sits in the
+# same object: the money filter and money conditions read that sibling.
+TYPES = (
+    "money",
+    "currency",
+    "string",
+    "id",
+    "integer",
+    "boolean",
+    "timestamp",
+    "email",
+    "object",
+    "list",
+)
+
+
+def _field(name, label, type_, choices=None):
+    field = {"name": name, "label": label, "type": type_}
+    if choices:
+        field["choices"] = list(choices)
+    return field
+
+
+SUBSCRIPTION_STATUSES = [
+    "incomplete",
+    "incomplete_expired",
+    "trialing",
+    "active",
+    "past_due",
+    "canceled",
+    "unpaid",
+    "paused",
+]
+INTERVALS = ["day", "week", "month", "year"]
+COLLECTION_METHODS = ["charge_automatically", "send_invoice"]
+REFUND_REASONS = ["duplicate", "expired_uncaptured_charge", "fraudulent", "requested_by_customer"]
+
+EVENT_TYPES = {
+    "customer.created": {"label": "Customer created", "object": "customer", "group": "Customers"},
+    "customer.updated": {"label": "Customer updated", "object": "customer", "group": "Customers"},
+    "customer.deleted": {"label": "Customer deleted", "object": "customer", "group": "Customers"},
+    "customer.subscription.created": {
+        "label": "Subscription created",
+        "object": "subscription",
+        "group": "Subscriptions",
+    },
+    "customer.subscription.updated": {
+        "label": "Subscription updated",
+        "object": "subscription",
+        "group": "Subscriptions",
+    },
+    # Stripe sends this when a subscription ends, whether canceled at once or at period end.
+    "customer.subscription.deleted": {
+        "label": "Subscription canceled (ended)",
+        "object": "subscription",
+        "group": "Subscriptions",
+    },
+    "customer.subscription.trial_will_end": {
+        "label": "Subscription trial will end",
+        "object": "subscription",
+        "group": "Subscriptions",
+    },
+    "customer.subscription.paused": {
+        "label": "Subscription paused",
+        "object": "subscription",
+        "group": "Subscriptions",
+    },
+    "customer.subscription.resumed": {
+        "label": "Subscription resumed",
+        "object": "subscription",
+        "group": "Subscriptions",
+    },
+    "charge.succeeded": {"label": "Charge succeeded", "object": "charge", "group": "Payments"},
+    "charge.failed": {"label": "Charge failed", "object": "charge", "group": "Payments"},
+    "charge.captured": {"label": "Charge captured", "object": "charge", "group": "Payments"},
+    "payment_intent.succeeded": {
+        "label": "Payment intent succeeded",
+        "object": "payment_intent",
+        "group": "Payments",
+    },
+    "payment_intent.payment_failed": {
+        "label": "Payment intent failed",
+        "object": "payment_intent",
+        "group": "Payments",
+    },
+    "payment_intent.canceled": {
+        "label": "Payment intent canceled",
+        "object": "payment_intent",
+        "group": "Payments",
+    },
+    "invoice.created": {"label": "Invoice created", "object": "invoice", "group": "Invoices"},
+    "invoice.updated": {"label": "Invoice updated", "object": "invoice", "group": "Invoices"},
+    "invoice.finalized": {"label": "Invoice finalized", "object": "invoice", "group": "Invoices"},
+    "invoice.sent": {"label": "Invoice sent", "object": "invoice", "group": "Invoices"},
+    "invoice.paid": {"label": "Invoice paid", "object": "invoice", "group": "Invoices"},
+    "invoice.payment_succeeded": {
+        "label": "Invoice payment succeeded",
+        "object": "invoice",
+        "group": "Invoices",
+    },
+    "invoice.payment_failed": {
+        "label": "Invoice payment failed",
+        "object": "invoice",
+        "group": "Invoices",
+    },
+    "invoice.payment_action_required": {
+        "label": "Invoice payment needs customer action",
+        "object": "invoice",
+        "group": "Invoices",
+    },
+    # A preview of the next renewal: Stripe sends it without an invoice id or number.
+    "invoice.upcoming": {
+        "label": "Invoice upcoming (renewal notice)",
+        "object": "invoice",
+        "group": "Invoices",
+    },
+    "invoice.voided": {"label": "Invoice voided", "object": "invoice", "group": "Invoices"},
+    "invoice.marked_uncollectible": {
+        "label": "Invoice marked uncollectible",
+        "object": "invoice",
+        "group": "Invoices",
+    },
+    "radar.early_fraud_warning.created": {
+        "label": "Early fraud warning created",
+        "object": "radar.early_fraud_warning",
+        "group": "Fraud",
+    },
+    "radar.early_fraud_warning.updated": {
+        "label": "Early fraud warning updated",
+        "object": "radar.early_fraud_warning",
+        "group": "Fraud",
+    },
+    "checkout.session.completed": {
+        "label": "Checkout completed",
+        "object": "checkout.session",
+        "group": "Checkout",
+    },
+    "checkout.session.expired": {
+        "label": "Checkout expired",
+        "object": "checkout.session",
+        "group": "Checkout",
+    },
+    "checkout.session.async_payment_succeeded": {
+        "label": "Checkout delayed payment succeeded",
+        "object": "checkout.session",
+        "group": "Checkout",
+    },
+    "checkout.session.async_payment_failed": {
+        "label": "Checkout delayed payment failed",
+        "object": "checkout.session",
+        "group": "Checkout",
+    },
+    # charge.refunded carries the charge, not the refund: amount_refunded is the running total.
+    "charge.refunded": {"label": "Charge refunded", "object": "charge", "group": "Refunds"},
+    "refund.created": {"label": "Refund created", "object": "refund", "group": "Refunds"},
+    "refund.updated": {"label": "Refund updated", "object": "refund", "group": "Refunds"},
+    "refund.failed": {"label": "Refund failed", "object": "refund", "group": "Refunds"},
+}
+
+OBJECT_FIELDS = {
+    "customer": [
+        _field("id", "Customer ID", "id"),
+        _field("email", "Email", "email"),
+        _field("name", "Name", "string"),
+        _field("phone", "Phone", "string"),
+        _field("description", "Description", "string"),
+        _field("address.country", "Country (address)", "string"),
+        _field("address.city", "City (address)", "string"),
+        _field("address.postal_code", "Postal code (address)", "string"),
+        _field("currency", "Currency", "currency"),
+        # Stripe keeps it in the customer's `currency`; null until the first charge sets one.
+        _field("balance", "Balance (negative is credit)", "money"),
+        _field("delinquent", "Delinquent", "boolean"),
+        _field("tax_exempt", "Tax exemption", "string", ["none", "exempt", "reverse"]),
+        _field("preferred_locales", "Preferred languages", "list"),
+        _field("created", "Created", "timestamp"),
+        _field("metadata", "Metadata", "object"),
+    ],
+    "subscription": [
+        _field("id", "Subscription ID", "id"),
+        _field("customer", "Customer ID", "id"),
+        _field("status", "Status", "string", SUBSCRIPTION_STATUSES),
+        _field("currency", "Currency", "currency"),
+        # Price and period live on the items; most subscriptions have exactly one.
+        _field("items.data.0.price.product", "Product ID (first item)", "id"),
+        _field("items.data.0.price.id", "Price ID (first item)", "id"),
+        _field("items.data.0.price.unit_amount", "Unit price (first item)", "money"),
+        _field("items.data.0.price.currency", "Price currency (first item)", "currency"),
+        _field(
+            "items.data.0.price.recurring.interval",
+            "Billing interval (first item)",
+            "string",
+            INTERVALS,
+        ),
+        _field(
+            "items.data.0.price.recurring.interval_count",
+            "Intervals per billing cycle (first item)",
+            "integer",
+        ),
+        _field("items.data.0.quantity", "Quantity (first item)", "integer"),
+        # Moved from the subscription to its items in API version 2025-03-31.basil.
+        _field("items.data.0.current_period_end", "Current period end (first item)", "timestamp"),
+        _field("cancel_at_period_end", "Cancels at period end", "boolean"),
+        _field("cancel_at", "Cancels at", "timestamp"),
+        _field("canceled_at", "Canceled at", "timestamp"),
+        _field("ended_at", "Ended at", "timestamp"),
+        _field(
+            "cancellation_details.reason",
+            "Cancellation reason",
+            "string",
+            [
+                "canceled_by_retention_policy",
+                "cancellation_requested",
+                "payment_disputed",
+                "payment_failed",
+            ],
+        ),
+        _field(
+            "cancellation_details.feedback",
+            "Cancellation feedback",
+            "string",
+            [
+                "customer_service",
+                "low_quality",
+                "missing_features",
+                "other",
+                "switched_service",
+                "too_complex",
+                "too_expensive",
+                "unused",
+            ],
+        ),
+        _field("trial_end", "Trial ends", "timestamp"),
+        _field("collection_method", "Collection method", "string", COLLECTION_METHODS),
+        _field("latest_invoice", "Latest invoice ID", "id"),
+        _field("created", "Created", "timestamp"),
+        _field("metadata", "Metadata", "object"),
+    ],
+    "charge": [
+        _field("id", "Charge ID", "id"),
+        _field("amount", "Amount", "money"),
+        _field("amount_captured", "Amount captured", "money"),
+        _field("amount_refunded", "Amount refunded", "money"),
+        _field("currency", "Currency", "currency"),
+        _field("customer", "Customer ID", "id"),
+        _field("payment_intent", "Payment intent ID", "id"),
+        _field("status", "Status", "string", ["succeeded", "pending", "failed"]),
+        _field("paid", "Paid", "boolean"),
+        _field("captured", "Captured", "boolean"),
+        _field("refunded", "Fully refunded", "boolean"),
+        _field("disputed", "Disputed", "boolean"),
+        _field("failure_code", "Failure code", "string"),
+        _field("failure_message", "Failure message", "string"),
+        _field("receipt_email", "Receipt email", "email"),
+        _field("billing_details.email", "Billing email", "email"),
+        _field("billing_details.name", "Billing name", "string"),
+        _field("billing_details.address.country", "Billing country", "string"),
+        _field(
+            "outcome.risk_level",
+            "Radar risk level",
+            "string",
+            ["normal", "elevated", "highest", "not_assessed", "unknown"],
+        ),
+        _field("payment_method_details.type", "Payment method type", "string"),
+        _field("description", "Description", "string"),
+        _field("created", "Created", "timestamp"),
+        _field("metadata", "Metadata", "object"),
+    ],
+    "invoice": [
+        _field("id", "Invoice ID", "id"),
+        _field("number", "Invoice number", "string"),
+        _field("customer", "Customer ID", "id"),
+        _field("customer_email", "Customer email", "email"),
+        _field("customer_name", "Customer name", "string"),
+        _field("customer_address.country", "Customer country", "string"),
+        _field("status", "Status", "string", ["draft", "open", "paid", "uncollectible", "void"]),
+        _field("currency", "Currency", "currency"),
+        _field("amount_due", "Amount due", "money"),
+        _field("amount_paid", "Amount paid", "money"),
+        _field("amount_remaining", "Amount remaining", "money"),
+        _field("total", "Total", "money"),
+        _field(
+            "billing_reason",
+            "Billing reason",
+            "string",
+            [
+                "automatic_pending_invoice_item_invoice",
+                "manual",
+                "quote_accept",
+                "subscription",
+                "subscription_create",
+                "subscription_cycle",
+                "subscription_threshold",
+                "subscription_update",
+                "upcoming",
+            ],
+        ),
+        _field("collection_method", "Collection method", "string", COLLECTION_METHODS),
+        _field("attempt_count", "Payment attempts", "integer"),
+        _field("next_payment_attempt", "Next payment attempt", "timestamp"),
+        _field("due_date", "Due date", "timestamp"),
+        # Was invoice.subscription before API version 2025-03-31.basil.
+        _field("parent.subscription_details.subscription", "Subscription ID", "id"),
+        _field("status_transitions.paid_at", "Paid at", "timestamp"),
+        _field("hosted_invoice_url", "Payment page link", "string"),
+        _field("description", "Memo", "string"),
+        _field("created", "Created", "timestamp"),
+        _field("metadata", "Metadata", "object"),
+    ],
+    "payment_intent": [
+        _field("id", "Payment intent ID", "id"),
+        _field("amount", "Amount", "money"),
+        _field("amount_received", "Amount received", "money"),
+        _field("currency", "Currency", "currency"),
+        _field("customer", "Customer ID", "id"),
+        _field(
+            "status",
+            "Status",
+            "string",
+            [
+                "requires_payment_method",
+                "requires_confirmation",
+                "requires_action",
+                "processing",
+                "requires_capture",
+                "canceled",
+                "succeeded",
+            ],
+        ),
+        # Replaced the `charges` list in API version 2022-11-15.
+        _field("latest_charge", "Latest charge ID", "id"),
+        _field("payment_method", "Payment method ID", "id"),
+        _field("receipt_email", "Receipt email", "email"),
+        _field("description", "Description", "string"),
+        _field(
+            "cancellation_reason",
+            "Cancellation reason",
+            "string",
+            [
+                "abandoned",
+                "automatic",
+                "duplicate",
+                "expired",
+                "failed_invoice",
+                "fraudulent",
+                "requested_by_customer",
+                "void_invoice",
+            ],
+        ),
+        _field("last_payment_error.code", "Last error code", "string"),
+        _field("last_payment_error.decline_code", "Last decline code", "string"),
+        _field("last_payment_error.message", "Last error message", "string"),
+        _field("created", "Created", "timestamp"),
+        _field("metadata", "Metadata", "object"),
+    ],
+    # Stripe's whole object: it has no amount, customer or metadata of its own (retrieve
+    # the charge for those).
+    "radar.early_fraud_warning": [
+        _field("id", "Early fraud warning ID", "id"),
+        _field("charge", "Charge ID", "id"),
+        _field("payment_intent", "Payment intent ID", "id"),
+        _field(
+            "fraud_type",
+            "Fraud type",
+            "string",
+            [
+                "card_never_received",
+                "fraudulent_card_application",
+                "made_with_counterfeit_card",
+                "made_with_lost_card",
+                "made_with_stolen_card",
+                "misc",
+                "unauthorized_use_of_card",
+            ],
+        ),
+        _field("actionable", "Actionable (not disputed or fully refunded)", "boolean"),
+        _field("livemode", "Live mode", "boolean"),
+        _field("created", "Created", "timestamp"),
+    ],
+    "checkout.session": [
+        _field("id", "Checkout session ID", "id"),
+        _field("amount_total", "Total", "money"),
+        _field("amount_subtotal", "Subtotal", "money"),
+        _field("currency", "Currency", "currency"),
+        _field("customer", "Customer ID", "id"),
+        _field("customer_email", "Customer email (given)", "email"),
+        # What the customer typed at checkout; `customer_email` is only what was passed in.
+        _field("customer_details.email", "Customer email (entered)", "email"),
+        _field("customer_details.name", "Customer name", "string"),
+        _field("customer_details.address.country", "Customer country", "string"),
+        _field("status", "Status", "string", ["open", "complete", "expired"]),
+        _field(
+            "payment_status", "Payment status", "string", ["paid", "unpaid", "no_payment_required"]
+        ),
+        _field("mode", "Mode", "string", ["payment", "setup", "subscription"]),
+        _field("payment_intent", "Payment intent ID", "id"),
+        _field("subscription", "Subscription ID", "id"),
+        _field("invoice", "Invoice ID", "id"),
+        _field("payment_link", "Payment link ID", "id"),
+        _field("client_reference_id", "Client reference", "string"),
+        _field("created", "Created", "timestamp"),
+        _field("expires_at", "Expires at", "timestamp"),
+        _field("metadata", "Metadata", "object"),
+    ],
+    "refund": [
+        _field("id", "Refund ID", "id"),
+        _field("amount", "Amount", "money"),
+        _field("currency", "Currency", "currency"),
+        _field(
+            "status",
+            "Status",
+            "string",
+            ["pending", "requires_action", "succeeded", "failed", "canceled"],
+        ),
+        _field("reason", "Reason", "string", REFUND_REASONS),
+        _field("failure_reason", "Failure reason", "string"),
+        _field("charge", "Charge ID", "id"),
+        _field("payment_intent", "Payment intent ID", "id"),
+        _field("description", "Description", "string"),
+        _field("created", "Created", "timestamp"),
+        _field("metadata", "Metadata", "object"),
+    ],
+}
+
+EVENT_FIELDS = [
+    {"path": "trigger.id", "label": "Event ID", "type": "id"},
+    {"path": "trigger.type", "label": "Event type", "type": "string"},
+    {"path": "trigger.created", "label": "Event created", "type": "timestamp"},
+]
+
+# Actions whose outputs are fields of one Stripe object, copied under the same names.
+STEP_OBJECTS = {
+    "stripe.retrieve_charge": "charge",
+    "stripe.create_refund": "refund",
+    "stripe.update_customer_metadata": "customer",
+    "stripe.retrieve_subscription": "subscription",
+}
+# Outputs an action flattens or builds itself, so the object's fields cannot type them.
+STEP_OUTPUT_TYPES = {
+    "stripe.retrieve_subscription": {
+        "product": {"type": "id"},
+        "price": {"type": "id"},
+        "interval": {"type": "string", "choices": INTERVALS},
+        "interval_count": {"type": "integer"},
+        # The action puts the price's currency beside it, so it is a sibling like Stripe's.
+        "amount": {"type": "money"},
+        "quantity": {"type": "integer"},
+        "current_period_end": {"type": "timestamp"},
+    },
+    "email.send": {"to": {"type": "list"}},
+}
+
+
+def event_type_choices():
+    """Return Django grouped choices of the event types, sorted by group then label."""
+    groups = {}
+    for event_type, info in EVENT_TYPES.items():
+        groups.setdefault(info["group"], []).append((event_type, info["label"]))
+    return [(group, sorted(groups[group], key=lambda c: c[1])) for group in sorted(groups)]
+
+
+def _typed(path, label, spec):
+    field = {"path": path, "label": label, "type": spec["type"]}
+    if spec.get("choices"):
+        field["choices"] = list(spec["choices"])
+    return field
+
+
+def trigger_fields(event_type):
+    """Return the fields a workflow started by `event_type` can use, with full paths."""
+    fields = copy.deepcopy(EVENT_FIELDS)
+    info = EVENT_TYPES.get(event_type)
+    if info is None:
+        return fields
+    for field in OBJECT_FIELDS[info["object"]]:
+        fields.append(_typed(f"trigger.data.object.{field['name']}", field["label"], field))
+    return fields
+
+
+def step_fields(step_name, kind):
+    """Return the fields a step of action `kind` named `step_name` outputs for later steps."""
+    from integrations.registry import ACTIONS, get_action
+
+    if kind not in ACTIONS:
+        return []  # a branch outputs nothing
+    by_name = {f["name"]: f for f in OBJECT_FIELDS.get(STEP_OBJECTS.get(kind), [])}
+    overrides = STEP_OUTPUT_TYPES.get(kind, {})
+    fields = []
+    for name, label in get_action(kind).outputs.items():
+        spec = overrides.get(name) or by_name.get(name) or {"type": "string"}
+        fields.append(_typed(f"steps.{step_name}.{name}", f"{step_name}: {label}", spec))
+    return fields
+
+
+def _known(path, fields):
+    for field in fields:
+        if path == field["path"]:
+            return field["type"]
+        if field["type"] == "object" and path.startswith(field["path"] + "."):
+            # Metadata values are flat strings, so only one key deep can hold a value.
+            key = path[len(field["path"]) + 1 :]
+            return "string" if key and "." not in key else None
+    return None
+
+
+def field_type(path, event_type, steps):
+    """Return the type of the value at reference `path`, or None if no such field is known.
+
+    `steps` maps the names of steps that run before the reference to their action kinds.
+    """
+    parts = path.split(".")
+    if parts[0] == "trigger":
+        if (
+            event_type in EVENT_TYPES
+            and event_type.endswith(".updated")
+            and path.startswith("trigger.data.previous_attributes.")
+            and len(parts) > 3
+        ):
+            # Stripe lists only what changed, under the old values' own names.
+            return "string"
+        return _known(path, trigger_fields(event_type))
+    if parts[0] == "steps" and len(parts) > 2 and parts[1] in steps:
+        return _known(path, step_fields(parts[1], steps[parts[1]]))
+    return None
+
+
+def reference_choices(event_type, steps):
+    """Return (path, label) pairs for inserting a reference: the trigger's, then each step's."""
+    fields = trigger_fields(event_type)
+    for name, kind in steps.items():
+        fields += step_fields(name, kind)
+    return [(field["path"], field["label"]) for field in fields]

@@ -1,0 +1,56 @@
+"""Kanri's three roles as Django groups, kept in step with the code after every migrate.
+
+viewer   reads runs, the inventory and workflows;
+editor   also edits, activates and pauses workflows, and retries or cancels runs;
+approver also activates workflows that move money (refunds, credits).
+"""
+
+from django.contrib.auth.models import Group, Permission
+
+VIEWER = "Kanri viewers"
+EDITOR = "Kanri editors"
+APPROVER = "Kanri approvers"
+
+_VIEW = [
+    "automations.view_workflow",
+    "automations.view_workflowversion",
+    "automations.view_run",
+    "automations.view_runstep",
+    "automations.view_condition",
+    "automations.view_step",
+]
+_EDIT = [
+    "automations.add_workflow",
+    "automations.change_workflow",
+    "automations.delete_workflow",
+    "automations.add_step",
+    "automations.change_step",
+    "automations.delete_step",
+    "automations.add_condition",
+    "automations.change_condition",
+    "automations.delete_condition",
+    "automations.activate_workflow",
+    "automations.retry_run",
+]
+_APPROVE = ["automations.approve_money_workflow"]
+
+ROLES = {
+    VIEWER: _VIEW,
+    EDITOR: _VIEW + _EDIT,
+    APPROVER: _VIEW + _EDIT + _APPROVE,
+}
+
+
+def ensure_roles(**kwargs):
+    """Create the groups and give each exactly its permissions (post_migrate receiver)."""
+    for name, codenames in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = set()
+        for dotted in codenames:
+            app_label, codename = dotted.split(".")
+            permission = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission:  # absent only while the app's own migrate is half-way
+                wanted.add(permission)
+        group.permissions.set(wanted)
