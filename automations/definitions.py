@@ -254,6 +254,7 @@ def create_workflow(definition, owner=None, status=Workflow.Status.DRAFT):
     _create_rows(workflow, definition)
     if status == Workflow.Status.ACTIVE:
         activate(workflow, owner)
+        workflow.refresh_from_db()
     return workflow
 
 

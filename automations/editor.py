@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 
 from automations import catalog
-from automations.definitions import BRANCH, check_path, validate
+from automations.definitions import BRANCH, STEP_NAME, check_path, validate
 from automations.engine.conditions import OPERATORS, UNARY
 from automations.engine.references import references_in
 from automations.models import Condition, Step
@@ -206,6 +206,11 @@ class StepFormBase(forms.ModelForm):
                 self.config[f"{name}_currency"] = raw[f"{name}_currency"]
         return data
 
+    def validate_unique(self):
+        # Per-row checks against the database would flag a name another row is giving up
+        # in the same save; WorkflowEditor checks names across all rows instead.
+        pass
+
     def save(self, commit=True):
         self.instance.config = self.config
         return super().save(commit)
@@ -332,9 +337,19 @@ class EditorFormSet(BaseInlineFormSet):
     def clean(self):
         super().clean()
         if self.editor:
-            self.editor.validate()
-            if self.role == "steps" and self.editor.errors:
-                raise ValidationError(self.editor.errors)
+            # The second formset to be cleaned runs the checks across both; errors about a
+            # row go next to its field, and what remains is this formset's own error.
+            self.editor.cleaned.add(self.role)
+            if self.editor.cleaned == {"steps", "conditions"}:
+                self.editor.validate()
+                if self.editor.errors:
+                    raise ValidationError(self.editor.errors)
+                if self.editor.cross_errors:
+                    # The other formset already said it was valid; this stops the save.
+                    raise ValidationError(
+                        "Some conditions or steps need correcting: see the messages next "
+                        "to their fields."
+                    )
 
     def live_forms(self):
         """Forms that will be saved: not deleted, and either existing or filled in."""
@@ -350,6 +365,10 @@ class EditorFormSet(BaseInlineFormSet):
 class StepFormSet(EditorFormSet):
     role = "steps"
 
+    def validate_unique(self):
+        # Step names are checked by WorkflowEditor, with a message naming the step.
+        pass
+
 
 class ConditionFormSet(EditorFormSet):
     role = "conditions"
@@ -362,8 +381,9 @@ class WorkflowEditor:
         self.workflow = workflow
         self.data = data
         self.formsets = {}
+        self.cleaned = set()
         self.errors = []
-        self.validated = False
+        self.cross_errors = False
         saved = list(workflow.steps.all()) if workflow.pk else []
         self.saved_branches = [s.name for s in saved if s.kind == BRANCH]
         steps = {s.name: s.kind for s in saved}
@@ -384,15 +404,14 @@ class WorkflowEditor:
     # ------------------------------------------------------------ validation
 
     def validate(self):
-        if self.validated or set(self.formsets) != {"steps", "conditions"}:
-            return
-        self.validated = True
-        for formset in self.formsets.values():
-            formset.errors  # noqa: B018  (runs the other formset's own validation first)
         steps = self.formsets["steps"].live_forms()
         conditions = self.formsets["conditions"].live_forms()
         if any(f.errors for f in steps + conditions):
             return  # fix the fields first; cross-checks on half-valid rows only confuse
+        self._cross_check(steps, conditions)
+        self.cross_errors = any(f.errors for f in steps + conditions)
+
+    def _cross_check(self, steps, conditions):
         if not self.event_type:
             return  # the workflow form says "choose an event"
         order = self._order_steps(steps)
@@ -433,8 +452,9 @@ class WorkflowEditor:
                 order.append((form, dict(earlier), parent, arm))
                 if form.cleaned_data["kind"] == BRANCH:
                     visiting.add(name)
-                    walk(name, "then", earlier)
-                    walk(name, "else", earlier)
+                    # Steps inside an arm may not run, so later steps cannot rely on them.
+                    walk(name, "then", dict(earlier))
+                    walk(name, "else", dict(earlier))
                     visiting.discard(name)
                 earlier[name] = form.cleaned_data["kind"]
 
@@ -453,7 +473,13 @@ class WorkflowEditor:
         seen = {}
         for form in forms_:
             name = form.cleaned_data["name"]
-            if name in seen:
+            if not STEP_NAME.match(name):
+                form.add_error(
+                    "name",
+                    "Use lower-case letters, digits and _, starting with a "
+                    "letter (it appears in references).",
+                )
+            elif name in seen:
                 form.add_error(
                     "name", f"Another step is already named {name!r}; each needs its own name."
                 )

@@ -107,8 +107,9 @@ class Step(models.Model):
     arm = models.CharField(max_length=4, choices=Arm, blank=True)
     position = models.PositiveIntegerField(default=0)
     name = models.SlugField(
-        max_length=50, help_text="Lower-case letters, digits and _; later steps refer to its output as "
-        "{{steps.NAME.FIELD}}."
+        max_length=50,
+        help_text="Lower-case letters, digits and _; later steps refer to its output as "
+        "{{steps.NAME.FIELD}}.",
     )
     kind = models.CharField(max_length=60)
     config = models.JSONField(default=dict, blank=True)

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,143 +15,362 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Workflow',
+            name="Workflow",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('active', 'Active'), ('paused', 'Paused')], default='draft', max_length=10)),
-                ('trigger_kind', models.CharField(choices=[('event', 'Stripe event')], default='event', max_length=10)),
-                ('event_type', models.CharField(blank=True, help_text='The Stripe event that starts a run.', max_length=100)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='workflows', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("active", "Active"), ("paused", "Paused")],
+                        default="draft",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "trigger_kind",
+                    models.CharField(
+                        choices=[("event", "Stripe event")], default="event", max_length=10
+                    ),
+                ),
+                (
+                    "event_type",
+                    models.CharField(
+                        blank=True, help_text="The Stripe event that starts a run.", max_length=100
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="workflows",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'permissions': [('activate_workflow', 'Can activate and pause workflows'), ('approve_money_workflow', 'Can activate workflows that move money')],
+                "ordering": ["name"],
+                "permissions": [
+                    ("activate_workflow", "Can activate and pause workflows"),
+                    ("approve_money_workflow", "Can activate workflows that move money"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Step',
+            name="Step",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('arm', models.CharField(blank=True, choices=[('then', 'If'), ('else', 'All other cases')], max_length=4)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('name', models.SlugField(help_text='Lower-case letters, digits and _; later steps refer to its output as {{steps.NAME.FIELD}}.')),
-                ('kind', models.CharField(max_length=60)),
-                ('config', models.JSONField(blank=True, default=dict)),
-                ('parent', models.ForeignKey(blank=True, limit_choices_to={'kind': 'branch'}, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='children', to='automations.step')),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='automations.workflow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "arm",
+                    models.CharField(
+                        blank=True,
+                        choices=[("then", "If"), ("else", "All other cases")],
+                        max_length=4,
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "name",
+                    models.SlugField(
+                        help_text="Lower-case letters, digits and _; later steps refer to its output as {{steps.NAME.FIELD}}."
+                    ),
+                ),
+                ("kind", models.CharField(max_length=60)),
+                ("config", models.JSONField(blank=True, default=dict)),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        limit_choices_to={"kind": "branch"},
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="children",
+                        to="automations.step",
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="automations.workflow",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workflow', 'position', 'pk'],
+                "ordering": ["workflow", "position", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='Condition',
+            name="Condition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('group', models.PositiveSmallIntegerField(default=1)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('field', models.CharField(help_text='e.g. trigger.data.object.amount', max_length=200)),
-                ('operator', models.CharField(choices=[('eq', 'equals'), ('ne', 'does not equal'), ('gt', 'is greater than'), ('gte', 'is at least'), ('lt', 'is less than'), ('lte', 'is at most'), ('contains', 'contains'), ('in', 'is one of'), ('not_in', 'is none of'), ('is_set', 'is set'), ('is_blank', 'is blank')], max_length=10)),
-                ('value', models.JSONField(blank=True, null=True)),
-                ('currency', models.CharField(blank=True, max_length=3)),
-                ('step', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='conditions', to='automations.step')),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conditions', to='automations.workflow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("group", models.PositiveSmallIntegerField(default=1)),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "field",
+                    models.CharField(help_text="e.g. trigger.data.object.amount", max_length=200),
+                ),
+                (
+                    "operator",
+                    models.CharField(
+                        choices=[
+                            ("eq", "equals"),
+                            ("ne", "does not equal"),
+                            ("gt", "is greater than"),
+                            ("gte", "is at least"),
+                            ("lt", "is less than"),
+                            ("lte", "is at most"),
+                            ("contains", "contains"),
+                            ("in", "is one of"),
+                            ("not_in", "is none of"),
+                            ("is_set", "is set"),
+                            ("is_blank", "is blank"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("value", models.JSONField(blank=True, null=True)),
+                ("currency", models.CharField(blank=True, max_length=3)),
+                (
+                    "step",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conditions",
+                        to="automations.step",
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conditions",
+                        to="automations.workflow",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workflow', 'step', 'group', 'position', 'pk'],
+                "ordering": ["workflow", "step", "group", "position", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='WorkflowVersion',
+            name="WorkflowVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('definition', models.JSONField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='automations.workflow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("definition", models.JSONField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="versions",
+                        to="automations.workflow",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workflow', '-number'],
+                "ordering": ["workflow", "-number"],
             },
         ),
         migrations.AddField(
-            model_name='workflow',
-            name='active_version',
-            field=models.ForeignKey(blank=True, help_text='The version new runs use while the workflow is active.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='automations.workflowversion'),
+            model_name="workflow",
+            name="active_version",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The version new runs use while the workflow is active.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="automations.workflowversion",
+            ),
         ),
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('trigger_kind', models.CharField(default='event', max_length=10)),
-                ('trigger_key', models.CharField(help_text='The Stripe event id.', max_length=255)),
-                ('event_type', models.CharField(blank=True, max_length=100)),
-                ('trigger_data', models.JSONField(help_text="The event as received: the run's snapshot.")),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('retrying', 'Waiting to retry'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=10)),
-                ('attempt', models.PositiveIntegerField(default=0, help_text='Times a worker took the run.')),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='automations.workflow')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='automations.workflowversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("trigger_kind", models.CharField(default="event", max_length=10)),
+                ("trigger_key", models.CharField(help_text="The Stripe event id.", max_length=255)),
+                ("event_type", models.CharField(blank=True, max_length=100)),
+                (
+                    "trigger_data",
+                    models.JSONField(help_text="The event as received: the run's snapshot."),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("retrying", "Waiting to retry"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "attempt",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Times a worker took the run."
+                    ),
+                ),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="runs",
+                        to="automations.workflow",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="automations.workflowversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
-                'permissions': [('retry_run', 'Can retry and cancel runs')],
+                "ordering": ["-created_at", "-pk"],
+                "permissions": [("retry_run", "Can retry and cancel runs")],
             },
         ),
         migrations.CreateModel(
-            name='RunStep',
+            name="RunStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step_name', models.CharField(max_length=50)),
-                ('kind', models.CharField(max_length=60)),
-                ('attempt', models.PositiveIntegerField(default=1)),
-                ('status', models.CharField(choices=[('succeeded', 'Succeeded'), ('failed', 'Failed'), ('retrying', 'Failed, will retry')], max_length=10)),
-                ('input', models.JSONField(blank=True, help_text='The rendered request.', null=True)),
-                ('output', models.JSONField(blank=True, help_text='An excerpt of the answer.', null=True)),
-                ('error', models.TextField(blank=True)),
-                ('idempotency_key', models.CharField(blank=True, max_length=255)),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField()),
-                ('duration_ms', models.PositiveIntegerField(default=0)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='automations.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("step_name", models.CharField(max_length=50)),
+                ("kind", models.CharField(max_length=60)),
+                ("attempt", models.PositiveIntegerField(default=1)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("retrying", "Failed, will retry"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "input",
+                    models.JSONField(blank=True, help_text="The rendered request.", null=True),
+                ),
+                (
+                    "output",
+                    models.JSONField(blank=True, help_text="An excerpt of the answer.", null=True),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("idempotency_key", models.CharField(blank=True, max_length=255)),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField()),
+                ("duration_ms", models.PositiveIntegerField(default=0)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="automations.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'started_at', 'pk'],
-                'indexes': [models.Index(fields=['run', 'step_name'], name='automations_run_id_f57065_idx')],
+                "ordering": ["run", "started_at", "pk"],
+                "indexes": [
+                    models.Index(fields=["run", "step_name"], name="automations_run_id_f57065_idx")
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.UniqueConstraint(fields=('workflow', 'name'), name='one_step_name'),
+            model_name="step",
+            constraint=models.UniqueConstraint(fields=("workflow", "name"), name="one_step_name"),
         ),
         migrations.AddConstraint(
-            model_name='workflowversion',
-            constraint=models.UniqueConstraint(fields=('workflow', 'number'), name='one_version_number'),
+            model_name="workflowversion",
+            constraint=models.UniqueConstraint(
+                fields=("workflow", "number"), name="one_version_number"
+            ),
         ),
         migrations.AddIndex(
-            model_name='workflow',
-            index=models.Index(fields=['status', 'event_type'], name='automations_status_1f2853_idx'),
+            model_name="workflow",
+            index=models.Index(
+                fields=["status", "event_type"], name="automations_status_1f2853_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='automations_status_6f2010_idx'),
+            model_name="run",
+            index=models.Index(
+                fields=["status", "next_attempt_at"], name="automations_status_6f2010_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['workflow', '-created_at'], name='automations_workflo_732c99_idx'),
+            model_name="run",
+            index=models.Index(
+                fields=["workflow", "-created_at"], name="automations_workflo_732c99_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='run',
-            constraint=models.UniqueConstraint(fields=('workflow', 'trigger_key'), name='one_run_per_trigger'),
+            model_name="run",
+            constraint=models.UniqueConstraint(
+                fields=("workflow", "trigger_key"), name="one_run_per_trigger"
+            ),
         ),
     ]
