@@ -176,6 +176,9 @@ class StepFormBase(forms.ModelForm):
         if kind == BRANCH:
             self.config = {}
             return data
+        prefix = kind_slug(kind) + "__"
+        if any(field.startswith(prefix) for field in self.errors):
+            return data  # one message per problem: the field's own says what is wrong
         raw = {}
         for name in get_action(kind).form_class.base_fields:
             value = data.get(config_field_name(kind, name))

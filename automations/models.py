@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from automations.engine.conditions import OPERATORS
+from automations.engine.conditions import OPERATORS, describe
 
 
 class Workflow(models.Model):
@@ -144,10 +144,8 @@ class Condition(models.Model):
         ordering = ["workflow", "step", "group", "position", "pk"]
 
     def __str__(self):
-        from automations.editor import display_value
-
-        value = display_value(self.value, self.currency)
-        return f"{self.field} {self.get_operator_display()} {value} {self.currency.upper()}".strip()
+        condition = {"op": self.operator, "value": self.value, "currency": self.currency}
+        return f"{self.field} {describe(condition)}"
 
 
 class Run(models.Model):

@@ -5,7 +5,7 @@ retrieving a charge) really call Stripe, so later steps see real data; steps tha
 write, send or post are prepared, shown exactly as they would be sent, and not sent.
 """
 
-from automations.engine.conditions import matches
+from automations.engine.conditions import describe, matches
 from automations.engine.context import build_context
 from automations.engine.references import RenderError, render
 from automations.engine.runner import decide_branch, walk
@@ -38,7 +38,7 @@ def preview(definition, event, workflow=None):
         },
         "event_type_matches": event.get("type") == definition["trigger"].get("event_type"),
         "matched": matched,
-        "conditions": explanation,
+        "conditions": [{**c, "test": describe(c)} for c in explanation],
         "steps": [],
     }
     if not matched:

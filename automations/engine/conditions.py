@@ -13,7 +13,7 @@ all its conditions do; the whole matches when any group does, or when there are 
 from decimal import Decimal, InvalidOperation
 
 from automations.engine.references import RenderError, lookup
-from automations.money import format_money
+from automations.money import format_amount, format_money
 
 OPERATORS = {
     "eq": "equals",
@@ -158,3 +158,19 @@ def _ordered(op, actual, expected):
         "lt": actual < expected,
         "lte": actual <= expected,
     }[op]
+
+
+def describe(condition):
+    """Return a condition's test as staff would say it: "is greater than 1,000.00 USD"."""
+    op, value = condition["op"], condition.get("value")
+    currency = (condition.get("currency") or "").lower()
+    if op in UNARY:
+        return OPERATORS.get(op, op)
+
+    def one(item):
+        if currency and isinstance(item, int) and not isinstance(item, bool):
+            return format_amount(item, currency)
+        return str(item).lower() if isinstance(item, bool) else str(item)
+
+    shown = ", ".join(one(v) for v in value) if isinstance(value, list) else one(value)
+    return " ".join(p for p in (OPERATORS.get(op, op), shown, currency.upper()) if p)
