@@ -396,3 +396,20 @@ def test_the_inventory_says_what_automates_what(client, failed_run):
     ]
     assert rows[1]["actions"] == ["Email: send a message", "Stripe: update customer metadata"]
     assert rows[1]["last_run_status"] == "succeeded"
+
+
+def test_the_change_page_says_when_the_draft_differs_from_the_active_version(client, db):
+    login(client, "editor")
+    workflow = create_workflow(tag_vip_customers(), status=Workflow.Status.ACTIVE)
+    url = f"{WF}/{workflow.pk}/change/"
+    assert client.get(url).context["kanri"]["unactivated_changes"] is False
+
+    workflow.steps.filter(name="notify_team").update(
+        config={**workflow.steps.get(name="notify_team").config, "subject": "Edited"}
+    )
+    page = client.get(url)
+
+    assert page.context["kanri"]["unactivated_changes"] is True
+    assert "Discard them" in page.content.decode()
+    client.post(f"{WF}/{workflow.pk}/restore/1/")
+    assert client.get(url).context["kanri"]["unactivated_changes"] is False
