@@ -1,6 +1,7 @@
 """The admin: the workflow editor, previews, activation, version history, the run audit
 log and the inventory. Template contexts hold plain dicts, never model instances."""
 
+import json
 from datetime import timedelta
 
 from django import forms
@@ -133,6 +134,22 @@ class WorkflowAdmin(admin.ModelAdmin):
     def version_number(self, obj):
         return f"v{obj.active_version.number}" if obj.active_version_id else "—"
 
+    def get_inlines(self, request, obj):
+        # People who may only look read the whole definition instead (see `definition`).
+        return self.inlines if self.has_change_permission(request, obj) else []
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ["definition"]
+        return []
+
+    @admin.display(description="What it does (draft)")
+    def definition(self, obj):
+        return format_html(
+            '<pre class="kanri-json">{}</pre>',
+            json.dumps(definitions.snapshot(obj), indent=2, ensure_ascii=False),
+        )
+
     def has_activate_permission(self, request):
         return request.user.has_perm("automations.activate_workflow")
 
@@ -216,6 +233,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             "draft_errors": draft_errors,
             "moves_money": definitions.moves_money(draft),
             "can_activate": allowed,
+            "can_preview": self.has_change_permission(request, workflow),
             "activate_reason": reason,
             "providers": providers(draft),
         }

@@ -413,3 +413,16 @@ def test_the_change_page_says_when_the_draft_differs_from_the_active_version(cli
     assert "Discard them" in page.content.decode()
     client.post(f"{WF}/{workflow.pk}/restore/1/")
     assert client.get(url).context["kanri"]["unactivated_changes"] is False
+
+
+def test_a_viewer_reads_the_whole_definition_but_gets_no_editor(client, db):
+    login(client, "viewer")
+    workflow = create_workflow(tag_vip_customers())
+
+    page = client.get(f"{WF}/{workflow.pk}/change/")
+
+    assert page.context["inline_admin_formsets"] == []
+    body = page.content.decode()
+    assert body.count("What it does (draft)") == 1
+    assert "&quot;Tier&quot;: &quot;VIP&quot;" in body
+    assert "Preview on a stored event" not in body

@@ -44,7 +44,7 @@
   }
 
   function addMoveButtons(form) {
-    if (form.querySelector(".kanri-move")) return;
+    if (form.querySelector(".kanri-move") || !field(form, "position")) return;
     var bar = document.createElement("span");
     bar.className = "kanri-move";
     [["↑", -1, "Move up"], ["↓", 1, "Move down"]].forEach(function (spec) {
