@@ -102,12 +102,21 @@ def receive_webhook(request, uuid):
         logger.warning("Rejected Stripe webhook on endpoint %s: %s", endpoint.id, e)
         return _error(400, str(e))
 
-    # One transaction: the evidence, the runs it starts and their queue entries (sent on
-    # commit) exist together or not at all; on failure Stripe gets a 500 and redelivers.
-    with transaction.atomic():
-        trigger = _record(request, endpoint, body, valid=True)
+    # The evidence is committed first and kept whatever happens next.
+    trigger = _record(request, endpoint, body, valid=True)
+    try:
+        # Receivers write rows in their own transactions and queue work on commit; a
+        # redelivery after a failure here starts only what is missing (runs are unique
+        # per workflow and event).
         stripe_event_received.send(sender=WebhookEventTrigger, event=event, trigger_id=trigger.pk)
-        enqueue(PROCESS_TASK, trigger.pk)
+    except Exception as e:
+        logger.exception("Starting workflow runs for %s failed", event["id"])
+        WebhookEventTrigger.objects.filter(pk=trigger.pk).update(
+            exception=f"Starting runs failed: {type(e).__name__}: {e}"[:128],
+            traceback=traceback.format_exc(),
+        )
+        return _error(500, "Could not start workflow runs; the event is kept, please retry")
+    enqueue(PROCESS_TASK, trigger.pk)
     return JsonResponse({"received": event["id"], "trigger": trigger.pk})
 
 

@@ -1,9 +1,11 @@
 """Stripe's three example workflows (scenarios A1-A3), each from a signed webhook POST
 through django-q2 (inline) to the exact mail, Stripe request and audit rows."""
 
+import json
 import time
 
 import pytest
+from djstripe.models import WebhookEventTrigger
 from time_machine import travel
 
 from automations.definitions import create_workflow
@@ -281,3 +283,29 @@ def test_a3_a_warning_on_a_larger_charge_asks_the_team(world, post_event):
     assert recipients == [TEAM]
     assert message["Subject"] == f"Investigate early fraud warning on {charge}"
     assert "Amount: 20.00 USD\n" in message.get_content()
+
+
+def test_a_failure_starting_runs_keeps_the_event_and_asks_stripe_to_retry(
+    world, post_event, monkeypatch
+):
+    activate(personalise_large_orders(team=TEAM))
+    sent = event("payment_intent.succeeded", payment_intent_dict(150000, "usd"))
+
+    def broken(event):
+        raise RuntimeError("database went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("automations.triggers.start_runs", broken)
+        first = post_event(sent)
+    second = post_event(sent)  # Stripe's retry
+
+    assert first.status_code == 500
+    assert first.json() == {
+        "error": "Could not start workflow runs; the event is kept, please retry"
+    }
+    assert second.status_code == 200
+    kept = WebhookEventTrigger.objects.order_by("pk").first()
+    assert (kept.valid, json.loads(kept.body)["id"]) == (True, sent["id"])
+    assert kept.exception == "Starting runs failed: RuntimeError: database went away"
+    assert Run.objects.get().trigger_key == sent["id"]
+    assert len(world["mail"].messages) == 1
