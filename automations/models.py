@@ -141,7 +141,8 @@ class Condition(models.Model):
     currency = models.CharField(max_length=3, blank=True)
 
     class Meta:
-        ordering = ["workflow", "step", "group", "position", "pk"]
+        # Trigger conditions (no step) first, on every database.
+        ordering = ["workflow", models.F("step").asc(nulls_first=True), "group", "position", "pk"]
 
     def __str__(self):
         condition = {"op": self.operator, "value": self.value, "currency": self.currency}

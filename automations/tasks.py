@@ -13,7 +13,7 @@ from integrations.queue import enqueue
 # A queued run whose task has not started this long after it was due is presumed lost
 # (the Redis broker drops a task whose worker dies) and is queued again. Taking a run is
 # a conditional update, so a task that was only slow and then arrives does nothing.
-LOST_AFTER = timedelta(minutes=10)
+LOST_AFTER = timedelta(minutes=2)
 
 
 def run_workflow(run_id):

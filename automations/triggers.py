@@ -95,9 +95,23 @@ def start_runs(event):
     origin = origin_workflow(event)
     context = build_context(event)
     now = timezone.now()
+    matched = [
+        (workflow_id, version_id)
+        for workflow_id, version_id, conditions in versions
+        if workflow_id != origin and matches(conditions, context)[0]
+    ]
+    if not matched:
+        return []
+    # Redeliveries are common; finding their runs first keeps them out of the
+    # IntegrityError path (and PostgreSQL's error log). The constraint stays the guard.
+    existing = set(
+        Run.objects.filter(
+            workflow_id__in=[w for w, _ in matched], trigger_key=event["id"]
+        ).values_list("workflow_id", flat=True)
+    )
     started = []
-    for workflow_id, version_id, conditions in versions:
-        if workflow_id == origin or not matches(conditions, context)[0]:
+    for workflow_id, version_id in matched:
+        if workflow_id in existing:
             continue
         try:
             with transaction.atomic():

@@ -11,12 +11,15 @@ https://docs.stripe.com/webhooks#verify-events
 
 import json
 import logging
+import time
 import traceback
+from datetime import timedelta
 
 import stripe
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
+from django.db.models import Q
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -25,12 +28,19 @@ from djstripe.models import Event, WebhookEndpoint, WebhookEventTrigger
 from djstripe.models.webhooks import get_remote_ip
 from djstripe.settings import djstripe_settings
 
+from integrations.models import SyncMark
 from integrations.queue import enqueue
 from integrations.signals import stripe_event_received
+from integrations.stripe_client import classify
 
 logger = logging.getLogger(__name__)
 
-PROCESS_TASK = "integrations.stripe_webhooks.process_webhook"
+SYNC_TASK = "integrations.stripe_webhooks.sync_webhooks"
+SYNC_QUEUED = "stripe-sync"
+SYNC_BUDGET = 1.0  # seconds a sync batch works before yielding the worker to runs
+SYNC_MARK_TTL = 60  # how long "a batch is queued" is believed without a batch finishing
+SYNC_RETRY_AFTER = 300  # seconds before a failed (or orphaned) sync is tried again
+SYNC_MAX_AGE_DAYS = 3  # Stripe stops redelivering after three days; so do we
 
 
 class InvalidWebhook(Exception):
@@ -116,7 +126,7 @@ def receive_webhook(request, uuid):
             traceback=traceback.format_exc(),
         )
         return _error(500, "Could not start workflow runs; the event is kept, please retry")
-    enqueue(PROCESS_TASK, trigger.pk)
+    request_sync()
     return JsonResponse({"received": event["id"], "trigger": trigger.pk})
 
 
@@ -132,20 +142,72 @@ def _record(request, endpoint, body, *, valid, error=""):
     )
 
 
+def request_sync():
+    """Queue one sync batch, unless one is already queued or running.
+
+    dj-stripe's sync costs ~35 SQL statements and two Stripe calls per event, far more
+    than a workflow run. One batch at a time, each working for SYNC_BUDGET seconds and
+    then going to the back of the queue, keeps workflow runs from waiting behind a
+    backlog of syncs. The mark expires by itself if its task is lost.
+    """
+    if SyncMark.claim(SYNC_QUEUED, SYNC_MARK_TTL):
+        enqueue(SYNC_TASK)
+
+
+def _pending(now):
+    """Verified deliveries still to sync: new ones, and failed ones due for a retry."""
+    return WebhookEventTrigger.objects.filter(
+        Q(exception="") | Q(updated__lt=now - timedelta(seconds=SYNC_RETRY_AFTER)),
+        valid=True,
+        processed=False,
+        created__gt=now - timedelta(days=SYNC_MAX_AGE_DAYS),
+    ).order_by("pk")
+
+
+def sync_webhooks(budget=SYNC_BUDGET):
+    """Sync pending webhooks into dj-stripe for about `budget` seconds (django-q2 task).
+
+    Stops early when Stripe is unreachable or failing: the rest wait for
+    `retry_unprocessed_webhooks` instead of tying up workers that runs need. Returns how
+    many deliveries it synced.
+    """
+    deadline = time.monotonic() + budget
+    synced, stripe_down = 0, False
+    try:
+        while not stripe_down and (synced == 0 or time.monotonic() < deadline):
+            batch = list(_pending(timezone.now()).values_list("pk", flat=True)[:20])
+            if not batch:
+                break
+            for pk in batch:  # at least one per batch, however small the budget
+                error = process_webhook(pk)
+                if error is None:
+                    synced += 1
+                elif isinstance(error, stripe.StripeError) and not classify(error).permanent:
+                    stripe_down = True
+                    break
+                if time.monotonic() >= deadline:
+                    break
+    finally:
+        SyncMark.release(SYNC_QUEUED)
+    if not stripe_down and _pending(timezone.now()).exists():
+        request_sync()
+    return synced
+
+
 def process_webhook(trigger_id):
-    """Sync a verified webhook's event into dj-stripe (django-q2 task).
+    """Sync one verified delivery's event into dj-stripe; return the error, or None.
 
     dj-stripe's Event.process creates the Event once per event id (a redelivery finds it
     and does nothing) and re-fetches the object from the Stripe API. Workflow runs do not
     wait for this: the receiver started them from the verified payload. A failure is
-    recorded on the trigger and retried by `retry_unprocessed_webhooks`. Only this task's
-    own columns are updated.
+    recorded on the trigger for the admin and retried later. Only this function's own
+    columns are updated.
     """
     trigger = WebhookEventTrigger.objects.select_related(
         "webhook_endpoint", "stripe_trigger_account"
     ).get(pk=trigger_id)
     if trigger.processed or not trigger.valid:
-        return
+        return None
     account = trigger.stripe_trigger_account
     livemode = trigger.webhook_endpoint.livemode if trigger.webhook_endpoint else None
     api_key = (account.default_api_key if account else None) or (
@@ -155,35 +217,23 @@ def process_webhook(trigger_id):
     try:
         event = Event.process(trigger.json_body, api_key=api_key)
     except Exception as e:
-        logger.exception("Processing Stripe webhook trigger %s failed", trigger_id)
+        logger.warning("Syncing Stripe webhook %s failed: %s: %s", trigger_id, type(e).__name__, e)
         rows.update(
             exception=f"{type(e).__name__}: {e}"[:128],
             traceback=traceback.format_exc(),
             updated=timezone.now(),
         )
-        return
+        return e
     rows.update(processed=True, event=event, exception="", traceback="", updated=timezone.now())
+    return None
 
 
-def retry_unprocessed_webhooks(older_than_seconds=300, max_age_days=3):
-    """Re-queue verified webhooks not yet processed (django-q2 schedule).
-
-    A worker can die mid-task (the Redis broker then loses the task) or Stripe's API can
-    fail during the sync. Stripe itself stops retrying after three days; so do we.
-    Returns the number re-queued.
-    """
+def retry_unprocessed_webhooks():
+    """Queue a sync if deliveries are waiting: failed ones due for a retry, or ones whose
+    batch was lost with a worker (django-q2 schedule, every few minutes). Stripe stops
+    retrying a delivery after three days; so do we. Returns how many are due."""
     now = timezone.now()
-    stale = now - timezone.timedelta(seconds=older_than_seconds)
-    due = WebhookEventTrigger.objects.filter(
-        valid=True,
-        processed=False,
-        updated__lt=stale,
-        created__gt=now - timezone.timedelta(days=max_age_days),
-    ).values_list("pk", flat=True)
-    count = 0
-    for pk in due[:1000]:
-        # Claim by touching `updated`: a second sweeper running beside this one skips it.
-        if WebhookEventTrigger.objects.filter(pk=pk, updated__lt=stale).update(updated=now):
-            enqueue(PROCESS_TASK, pk)
-            count += 1
-    return count
+    due = _pending(now).filter(updated__lt=now - timedelta(seconds=SYNC_RETRY_AFTER)).count()
+    if due:
+        request_sync()  # a lost batch's mark has expired by now (SYNC_MARK_TTL)
+    return due

@@ -71,8 +71,6 @@ def no_network(settings, monkeypatch):
     """Point every provider at a closed port and run django-q2 tasks inline."""
     settings.STRIPE_API_HOST = CLOSED_PORT_URL
     monkeypatch.setattr(stripe, "api_base", CLOSED_PORT_URL)  # dj-stripe's global client
-    # Its SDK default retries twice with a sleep in between; tests want one attempt.
-    monkeypatch.setattr(stripe, "max_network_retries", 0)
     settings.SLACK_API_URL = CLOSED_PORT_URL + "/api/"
     settings.SLACK_BOT_TOKEN = "xoxb-test-token"
     get_client.cache_clear()

@@ -6,8 +6,14 @@ import time
 from djstripe.models import Customer, Event, PaymentIntent, WebhookEventTrigger
 from time_machine import travel
 
+from integrations.models import SyncMark
 from integrations.stripe_events import sign
-from integrations.stripe_webhooks import retry_unprocessed_webhooks
+from integrations.stripe_webhooks import (
+    SYNC_QUEUED,
+    process_webhook,
+    retry_unprocessed_webhooks,
+    sync_webhooks,
+)
 from tests.builders import create_customer, create_payment_intent, event, random_id
 from tests.conftest import WEBHOOK_SECRET
 
@@ -182,3 +188,63 @@ def test_a_signature_for_another_body_does_not_verify_this_one(post_event):
 
     assert response.status_code == 400
     assert not Event.objects.exists()
+
+
+def test_only_one_sync_batch_is_queued_at_a_time(db):
+    assert SyncMark.claim(SYNC_QUEUED, 60) is True
+    assert SyncMark.claim(SYNC_QUEUED, 60) is False
+    SyncMark.release(SYNC_QUEUED)
+    assert SyncMark.claim(SYNC_QUEUED, 60) is True
+    with travel(time.time() + 61):  # a batch lost with its worker
+        assert SyncMark.claim(SYNC_QUEUED, 60) is True
+
+
+def record_deliveries(monkeypatch, post_event, events):
+    """Deliver events but keep their syncs pending (as if the workers were busy)."""
+    with monkeypatch.context() as patch:
+        patch.setattr("integrations.stripe_webhooks.request_sync", lambda: None)
+        for sent in events:
+            assert post_event(sent).status_code == 200
+
+
+def test_a_sync_batch_yields_the_worker_after_its_time_budget(
+    post_event, fake_stripe, monkeypatch, django_capture_on_commit_callbacks
+):
+    customers = [create_customer(email=f"c{i}@example.test") for i in range(3)]
+    record_deliveries(monkeypatch, post_event, [event("customer.created", c) for c in customers])
+    queued = []
+    monkeypatch.setattr("integrations.stripe_webhooks.enqueue", lambda *a: queued.append(a))
+
+    assert sync_webhooks(budget=0) == 1  # one delivery, then back of the queue
+
+    assert queued == [("integrations.stripe_webhooks.sync_webhooks",)]
+    assert WebhookEventTrigger.objects.filter(processed=True).count() == 1
+
+
+def test_a_stripe_outage_stops_the_batch_instead_of_holding_the_worker(
+    post_event, fake_stripe, monkeypatch
+):
+    first, second = create_customer(), create_customer()
+    record_deliveries(
+        monkeypatch,
+        post_event,
+        [event("customer.created", first), event("customer.created", second)],
+    )
+    fake_stripe.fail(f"/v1/customers/{first['id']}", method="GET", status=503)
+
+    assert sync_webhooks() == 0
+
+    assert fake_stripe.requests(path=f"/v1/customers/{second['id']}", method="GET") == []
+    assert list(WebhookEventTrigger.objects.order_by("pk").values_list("exception", flat=True)) == [
+        "APIError: Injected failure",
+        "",
+    ]
+
+
+def test_syncing_a_delivery_twice_does_nothing_the_second_time(post_event, fake_stripe):
+    post_event(event("customer.created", create_customer()))
+    trigger = WebhookEventTrigger.objects.get()
+    fetches = fake_stripe.requests()
+
+    assert process_webhook(trigger.pk) is None
+    assert fake_stripe.requests() == fetches
