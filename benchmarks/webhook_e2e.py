@@ -11,9 +11,9 @@ What runs (loopback only; every child in its own process group, all killed at ex
 - gunicorn (sync workers, -w G) serving config.wsgi, and `manage.py qcluster` (QUEUE_WORKERS=Q),
   with DEBUG off and every setting from the environment (ENV_FILE= so no .env is read);
 - the harness sink (/work/shared/bench/sink.py) as Slack's Web API;
-- the project's fake Stripe API (tests.fakes.stripe_api). The webhook task
-  (integrations.stripe_webhooks.process_webhook) re-fetches each event's object from Stripe;
-  against a closed port every one of those fails after the SDK's retries, which measures a
+- the project's fake Stripe API (tests.fakes.stripe_api). The sync batches
+  (integrations.stripe_webhooks.sync_webhooks) re-fetch each event's object from Stripe;
+  against a closed port every one of those fails, which measures a
   Stripe outage, not Kanri. So by default each event gets its own payment intent and customer
   seeded in the fake, and one extra load adds Stripe-like latency (--stripe closed is there
   to measure the outage);
@@ -848,8 +848,8 @@ def crash_cluster(ctx):
 
 def wait_for_recovery(ctx, rows):
     """After a crash: wait for Kanri's sweepers (retry_due_runs every minute re-queues
-    runs queued >10 min or running past their 5 min lease; retry_unprocessed_webhooks every
-    5 min re-queues syncs) and count what reached Slack in the end."""
+    runs queued >2 min or running past their 5 min lease; retry_unprocessed_webhooks every
+    5 min queues a sync batch) and count what reached Slack in the end."""
     ids = sorted({r["evt"] for r in rows if r["match"]})
     t0 = time.monotonic()
     print(f"    waiting up to {ctx['crash_wait']} s for the sweepers…", flush=True)
@@ -1215,7 +1215,7 @@ def main():
         choices=["fake", "closed"],
         default="fake",
         help="fake: the project's fake Stripe with seeded objects (default); closed: a closed"
-        " port, so every sync fails after the SDK's retries (a Stripe outage)",
+        " port, so every sync fails (a Stripe outage)",
     )
     ap.add_argument(
         "--crash-test",
@@ -1268,7 +1268,7 @@ def main():
                 f"the project's fake (tests.fakes.stripe_api) at {stripe_host}. Each event's"
                 " payment intent and customer are seeded in it, so dj-stripe's re-fetch in"
                 " process_webhook succeeds as against real Stripe; a closed port would make"
-                " every sync fail after the SDK's retries (an outage, not normal operation)."
+                " every sync fail (an outage, not normal operation)."
                 " Its answers take ~1 ms, except where a load says 'Stripe +N ms'."
             )
         else:

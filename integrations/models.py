@@ -24,6 +24,8 @@ class SyncMark(models.Model):
         until = now + timedelta(seconds=seconds)
         if cls.objects.filter(name=name, held_until__lt=now).update(held_until=until):
             return True
+        if cls.objects.filter(name=name).exists():
+            return False  # held (an INSERT would only fail, and log an error on PostgreSQL)
         try:
             with transaction.atomic():
                 cls.objects.create(name=name, held_until=until)
