@@ -51,6 +51,27 @@ def providers(definition):
     return sorted({get_action(kind).provider for kind in kinds if kind in ACTIONS})
 
 
+def page(model_admin, request, template, title, **context):
+    """Render one of Kanri's own admin pages: the admin's chrome plus plain dicts."""
+    return TemplateResponse(
+        request,
+        template,
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.model._meta,
+            "title": title,
+            **context,
+        },
+    )
+
+
+def badge(obj):
+    """A workflow's or run's status as a coloured label."""
+    return format_html(
+        '<span class="kanri-status kanri-{}">{}</span>', obj.status, obj.get_status_display()
+    )
+
+
 def editor_catalog():
     """Return the field catalog as plain lists for the editor's script (references and
     condition fields for steps that are not saved yet)."""
@@ -126,9 +147,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
-        return format_html(
-            '<span class="kanri-status kanri-{}">{}</span>', obj.status, obj.get_status_display()
-        )
+        return badge(obj)
 
     @admin.display(description="Active version", ordering="active_version__number")
     def version_number(self, obj):
@@ -266,22 +285,18 @@ class WorkflowAdmin(admin.ModelAdmin):
         return workflow
 
     def _page(self, request, workflow, template, **context):
-        return TemplateResponse(
+        return page(
+            self,
             request,
             template,
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "title": context.pop("title"),
-                "workflow": {
-                    "id": workflow.pk,
-                    "name": workflow.name,
-                    "event_type": workflow.event_type,
-                    "status": workflow.get_status_display(),
-                },
-                "change_url": reverse("admin:automations_workflow_change", args=[workflow.pk]),
-                **context,
+            workflow={
+                "id": workflow.pk,
+                "name": workflow.name,
+                "event_type": workflow.event_type,
+                "status": workflow.get_status_display(),
             },
+            change_url=reverse("admin:automations_workflow_change", args=[workflow.pk]),
+            **context,
         )
 
     def preview_view(self, request, object_id):
@@ -474,15 +489,12 @@ class WorkflowAdmin(admin.ModelAdmin):
                     else None,
                 }
             )
-        return TemplateResponse(
+        return page(
+            self,
             request,
             "admin/automations/inventory.html",
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "title": "Inventory: what automates what",
-                "rows": rows,
-            },
+            title="Inventory: what automates what",
+            rows=rows,
         )
 
 
@@ -540,9 +552,7 @@ class RunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
-        return format_html(
-            '<span class="kanri-status kanri-{}">{}</span>', obj.status, obj.get_status_display()
-        )
+        return badge(obj)
 
     @admin.display(description="Took")
     def duration(self, obj):
@@ -568,20 +578,17 @@ class RunAdmin(ReadOnlyAdmin):
             for run in ready:
                 self.log_change(request, run, f"{verb}.")
             return None
-        return TemplateResponse(
+        return page(
+            self,
             request,
             "admin/automations/run/confirm_action.html",
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "title": f"{verb} these runs?",
-                "action": action,
-                "verb": verb,
-                "ready": [self._run_row(run) for run in ready],
-                "skipped": [self._run_row(run) for run in chosen if run.status not in eligible],
-                "selected": [run.pk for run in chosen],
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            },
+            title=f"{verb} these runs?",
+            action=action,
+            verb=verb,
+            ready=[self._run_row(run) for run in ready],
+            skipped=[self._run_row(run) for run in chosen if run.status not in eligible],
+            selected=[run.pk for run in chosen],
+            action_checkbox_name=admin.helpers.ACTION_CHECKBOX_NAME,
         )
 
     @staticmethod
@@ -638,32 +645,29 @@ class RunAdmin(ReadOnlyAdmin):
             }
             for s in run.steps.order_by("pk")
         ]
-        return TemplateResponse(
+        return page(
+            self,
             request,
             "admin/automations/run/detail.html",
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "title": f"Run {run.pk}: {run.workflow.name}",
-                "run": {
-                    "id": run.pk,
-                    "workflow": run.workflow.name,
-                    "workflow_url": reverse(
-                        "admin:automations_workflow_change", args=[run.workflow_id]
-                    ),
-                    "version": run.version.number,
-                    "event_type": run.event_type,
-                    "trigger_key": run.trigger_key,
-                    "status": run.status,
-                    "status_label": run.get_status_display(),
-                    "attempt": run.attempt,
-                    "error": run.error,
-                    "created_at": run.created_at,
-                    "started_at": run.started_at,
-                    "finished_at": run.finished_at,
-                    "next_attempt_at": run.next_attempt_at,
-                    "trigger_data": run.trigger_data,
-                },
-                "steps": steps,
+            title=f"Run {run.pk}: {run.workflow.name}",
+            run={
+                "id": run.pk,
+                "workflow": run.workflow.name,
+                "workflow_url": reverse(
+                    "admin:automations_workflow_change", args=[run.workflow_id]
+                ),
+                "version": run.version.number,
+                "event_type": run.event_type,
+                "trigger_key": run.trigger_key,
+                "status": run.status,
+                "status_label": run.get_status_display(),
+                "attempt": run.attempt,
+                "error": run.error,
+                "created_at": run.created_at,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "next_attempt_at": run.next_attempt_at,
+                "trigger_data": run.trigger_data,
             },
+            steps=steps,
         )
