@@ -25,7 +25,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from automations.engine.conditions import OPERATORS, UNARY
-from automations.engine.references import ROOTS, parse, references_in
+from automations.engine.references import ROOTS, parse, references_in, strings_in
 from automations.models import Condition, Step, Workflow, WorkflowVersion
 from integrations.registry import ACTIONS, UnknownAction, get_action
 
@@ -177,25 +177,15 @@ def _check_config(step, where, earlier, errors):
 def check_references(value, earlier):
     """Return problems with the references in a config value (syntax and step order)."""
     problems = []
-    for text in _strings(value):
+    for text in strings_in(value):
         if text.count("{{") != text.count("}}"):
             problems.append(f"unbalanced {{{{ }}}} in {text!r}.")
     for path in references_in(value):
         problems += check_path(path, earlier)
-    for _, filter_name in (p for s in _strings(value) for p in parse(s)):
+    for _, filter_name in (p for s in strings_in(value) for p in parse(s)):
         if filter_name and filter_name not in ("money", "upper", "lower"):
             problems.append(f"unknown filter {filter_name!r}.")
     return problems
-
-
-def _strings(value):
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
-    if isinstance(value, dict):
-        return [s for item in value.values() for s in _strings(item)]
-    return []
 
 
 def check_path(path, earlier):

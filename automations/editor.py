@@ -20,6 +20,7 @@ from automations.engine.conditions import OPERATORS, UNARY
 from automations.engine.references import references_in
 from automations.models import Condition, Step
 from automations.money import MoneyError, format_amount, to_minor
+from integrations import registry
 from integrations.fields import AmountField, is_reference
 from integrations.registry import ACTIONS, get_action
 
@@ -50,7 +51,7 @@ CURRENCIES = [
 KIND_CHOICES = [
     ("", "---------"),
     (BRANCH, "Branch: if … / all other cases"),
-    *[(kind, get_action(kind).label) for kind in ACTIONS],
+    *registry.choices(),
 ]
 
 
@@ -116,10 +117,6 @@ def config_fieldsets():
     return sets
 
 
-class PlacementSelect(forms.Select):
-    """A select whose options are branch arms; the page's script adds new branches."""
-
-
 def _arm_choices(branch_names, value=""):
     choices = [("", "Top level")]
     for name in branch_names:
@@ -138,7 +135,7 @@ def _scope_choices(branch_names, value=""):
 
 
 class StepFormBase(forms.ModelForm):
-    placement = forms.CharField(required=False, label="Inside", widget=PlacementSelect)
+    placement = forms.CharField(required=False, label="Inside", widget=forms.Select)
 
     class Meta:
         model = Step

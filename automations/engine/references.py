@@ -109,12 +109,17 @@ def render(value, context, escape=None):
     return value
 
 
+def strings_in(value):
+    """Return every string in a config value (strings inside lists and dicts too)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [text for item in value for text in strings_in(item)]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in strings_in(item)]
+    return []
+
+
 def references_in(value):
     """Return every reference path used anywhere in a config value."""
-    if isinstance(value, str):
-        return [path for path, _ in parse(value)]
-    if isinstance(value, list):
-        return [path for item in value for path in references_in(item)]
-    if isinstance(value, dict):
-        return [path for item in value.values() for path in references_in(item)]
-    return []
+    return [path for text in strings_in(value) for path, _ in parse(text)]
