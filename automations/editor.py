@@ -16,7 +16,7 @@ from django.forms.models import BaseInlineFormSet
 
 from automations import catalog
 from automations.definitions import BRANCH, STEP_NAME, check_path, validate
-from automations.engine.conditions import OPERATORS, UNARY
+from automations.engine.conditions import OPERATORS, UNARY, display_value
 from automations.engine.references import references_in
 from automations.models import Condition, Step
 from automations.money import MoneyError, format_amount, to_minor
@@ -252,19 +252,6 @@ class ConditionForm(forms.ModelForm):
             choices.append((field, field))
         self.fields["field"].widget.choices = choices
         self.value = None
-
-
-def display_value(value, currency):
-    """Show a stored condition value the way staff typed it."""
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return ", ".join(display_value(v, currency) for v in value)
-    if currency and isinstance(value, int) and not isinstance(value, bool):
-        return format_amount(value, currency)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def parse_value(text, field_type, op, currency):

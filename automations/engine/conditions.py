@@ -160,17 +160,24 @@ def _ordered(op, actual, expected):
     }[op]
 
 
+def display_value(value, currency=""):
+    """Show a stored condition value the way staff typed it: 100000 USD as "1,000.00"."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(display_value(v, currency) for v in value)
+    if currency and isinstance(value, int) and not isinstance(value, bool):
+        return format_amount(value, currency)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def describe(condition):
     """Return a condition's test as staff would say it: "is greater than 1,000.00 USD"."""
-    op, value = condition["op"], condition.get("value")
+    op = condition["op"]
     currency = (condition.get("currency") or "").lower()
     if op in UNARY:
         return OPERATORS.get(op, op)
-
-    def one(item):
-        if currency and isinstance(item, int) and not isinstance(item, bool):
-            return format_amount(item, currency)
-        return str(item).lower() if isinstance(item, bool) else str(item)
-
-    shown = ", ".join(one(v) for v in value) if isinstance(value, list) else one(value)
+    shown = display_value(condition.get("value"), currency)
     return " ".join(p for p in (OPERATORS.get(op, op), shown, currency.upper()) if p)
