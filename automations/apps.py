@@ -7,7 +7,8 @@ class AutomationsConfig(AppConfig):
     verbose_name = "Automations"
 
     def ready(self):
-        from automations import triggers  # noqa: F401  (connects the signal receivers)
+        from automations import triggers
         from automations.roles import ensure_roles
 
+        triggers.connect()  # the kinds that listen for signals
         post_migrate.connect(ensure_roles, sender=self)

@@ -509,6 +509,53 @@ def step_fields(step_name, kind):
     return fields
 
 
+# What `{{run.…}}` and `{{workflow.…}}` hold in every run (automations/engine/context.py).
+CONTEXT_FIELDS = [
+    {"path": "run.id", "label": "Run ID", "type": "integer"},
+    {"path": "run.attempt", "label": "Run attempt", "type": "integer"},
+    {"path": "workflow.id", "label": "Workflow ID", "type": "integer"},
+    {"path": "workflow.name", "label": "Workflow name", "type": "string"},
+]
+
+# The operators that make sense for each field type: ordering needs a number, "contains"
+# needs text or a collection. The validator refuses the rest, wherever a definition enters.
+_EQUALITY = ["eq", "ne", "in", "not_in", "is_set", "is_blank"]
+_ORDERED = ["gt", "gte", "lt", "lte"]
+OPERATORS_BY_TYPE = {
+    "money": [*_EQUALITY, *_ORDERED],
+    "integer": [*_EQUALITY, *_ORDERED],
+    "timestamp": [*_EQUALITY, *_ORDERED],
+    "currency": _EQUALITY,
+    "string": [*_EQUALITY, "contains"],
+    "id": [*_EQUALITY, "contains"],
+    "email": [*_EQUALITY, "contains"],
+    "boolean": ["eq", "ne", "is_set", "is_blank"],
+    "object": ["contains", "is_set", "is_blank"],
+    "list": ["contains", "is_set", "is_blank"],
+}
+
+
+def object_fields(object_name, prefix="trigger.data.object"):
+    """Return the fields of a Stripe object as typed paths under `prefix`."""
+    return [
+        _typed(f"{prefix}.{field['name']}", field["label"], field)
+        for field in OBJECT_FIELDS.get(object_name, [])
+    ]
+
+
+def fields_for(trigger):
+    """Return the fields a workflow with this trigger dict can use (its kind decides)."""
+    from automations import triggers
+
+    kind = triggers.kind((trigger or {}).get("kind"))
+    return kind.fields(trigger) if kind else []
+
+
+def fields_of(step_name, kind):
+    """Return the outputs a step offers to the steps after it."""
+    return step_fields(step_name, kind)
+
+
 def _known(path, fields):
     for field in fields:
         if path == field["path"]:
@@ -520,13 +567,23 @@ def _known(path, fields):
     return None
 
 
-def field_type(path, event_type, steps):
+def _as_trigger(trigger):
+    # Callers that only know an event type (the editor's older paths, tests) pass a string.
+    if isinstance(trigger, str):
+        return {"kind": "stripe_event", "event_type": trigger}
+    return trigger or {}
+
+
+def field_type(path, trigger, steps):
     """Return the type of the value at reference `path`, or None if no such field is known.
 
-    `steps` maps the names of steps that run before the reference to their action kinds.
+    `trigger` is the definition's trigger dict (or a Stripe event type); `steps` maps the
+    names of steps certain to have run before the reference to their action kinds.
     """
+    trigger = _as_trigger(trigger)
     parts = path.split(".")
     if parts[0] == "trigger":
+        event_type = trigger.get("event_type") or ""
         if (
             event_type in EVENT_TYPES
             and event_type.endswith(".updated")
@@ -535,15 +592,17 @@ def field_type(path, event_type, steps):
         ):
             # Stripe lists only what changed, under the old values' own names.
             return "string"
-        return _known(path, trigger_fields(event_type))
+        return _known(path, fields_for(trigger))
     if parts[0] == "steps" and len(parts) > 2 and parts[1] in steps:
         return _known(path, step_fields(parts[1], steps[parts[1]]))
+    if parts[0] in ("run", "workflow"):
+        return _known(path, CONTEXT_FIELDS)
     return None
 
 
-def reference_choices(event_type, steps):
+def reference_choices(trigger, steps):
     """Return (path, label) pairs for inserting a reference: the trigger's, then each step's."""
-    fields = trigger_fields(event_type)
+    fields = fields_for(_as_trigger(trigger))
     for name, kind in steps.items():
         fields += step_fields(name, kind)
     return [(field["path"], field["label"]) for field in fields]

@@ -1,8 +1,9 @@
 """Kanri's three roles as Django groups, kept in step with the code after every migrate.
 
 viewer   reads runs, the inventory and workflows;
-editor   also edits, activates and pauses workflows, and retries or cancels runs;
-approver also activates workflows that move money (refunds, credits).
+editor   also edits, activates and pauses workflows, runs manual ones on selected Stripe
+         objects, and retries, cancels or decides held runs;
+approver also activates, and runs on selected objects, workflows that move money.
 """
 
 from django.contrib.auth.models import Group, Permission
@@ -18,6 +19,13 @@ _VIEW = [
     "automations.view_runstep",
     "automations.view_condition",
     "automations.view_step",
+    # The Stripe data staff read, and run manual workflows on.
+    "djstripe.view_charge",
+    "djstripe.view_paymentintent",
+    "djstripe.view_customer",
+    "djstripe.view_subscription",
+    "djstripe.view_invoice",
+    "djstripe.view_event",
 ]
 _EDIT = [
     "automations.add_workflow",
@@ -31,6 +39,7 @@ _EDIT = [
     "automations.delete_condition",
     "automations.activate_workflow",
     "automations.retry_run",
+    "automations.run_workflow",
 ]
 _APPROVE = ["automations.approve_money_workflow"]
 

@@ -7,17 +7,22 @@ from django.utils import timezone
 
 from automations.engine import runner
 from automations.models import Run
-from automations.triggers import RUN_TASK
 from integrations.queue import enqueue
 
+RUN_TASK = "automations.tasks.run_workflow"
 # A queued run whose task has not started this long after it was due is presumed lost
 # (the Redis broker drops a task whose worker dies) and is queued again. Taking a run is
 # a conditional update, so a task that was only slow and then arrives does nothing.
 LOST_AFTER = timedelta(minutes=2)
 
 
+def queue_run(run_id):
+    """Queue a run once the current transaction commits."""
+    enqueue(RUN_TASK, run_id)
+
+
 def run_workflow(run_id):
-    """Execute one run (queued by automations.triggers or by retry_due_runs)."""
+    """Execute one run (queued by a trigger, the sweeper, or a person's retry)."""
     return runner.execute(run_id)
 
 
@@ -25,7 +30,8 @@ def retry_due_runs(limit=1000):
     """Queue runs whose retry is due, whose worker died, or whose task was lost.
 
     Scheduled every minute. Each run is claimed with a conditional update, so two
-    sweepers running at once never queue the same run twice. Returns how many it queued.
+    sweepers running at once never queue the same run twice. A run whose worker died
+    MAX_RUN_ATTEMPTS times fails instead, visibly. Returns how many it queued.
     """
     now = timezone.now()
     due = (
@@ -35,14 +41,17 @@ def retry_due_runs(limit=1000):
             | Q(status=Run.Status.QUEUED, next_attempt_at__lt=now - LOST_AFTER)
         )
         .order_by("next_attempt_at")
-        .values_list("pk", "status", "next_attempt_at", "lease_until")[:limit]
+        .values_list("pk", "status", "next_attempt_at", "lease_until", "attempt")[:limit]
     )
     queued = 0
-    for pk, status, next_attempt_at, lease_until in due:
+    for pk, status, next_attempt_at, lease_until, attempt in due:
+        if status == Run.Status.RUNNING and attempt >= runner.MAX_RUN_ATTEMPTS:
+            runner.fail_at_cap(pk, status)
+            continue
         claimed = Run.objects.filter(
             pk=pk, status=status, next_attempt_at=next_attempt_at, lease_until=lease_until
         ).update(status=Run.Status.QUEUED, next_attempt_at=now, lease_until=None)
         if claimed:
-            enqueue(RUN_TASK, pk)
+            queue_run(pk)
             queued += 1
     return queued

@@ -40,7 +40,7 @@ def personalise_large_orders(team=TEAM):
     return {
         "name": "Personalise large orders",
         "description": "Payments over 1,000 USD: ask the team for a hand-written thank-you note.",
-        "trigger": {"kind": "event", "event_type": "payment_intent.succeeded"},
+        "trigger": {"kind": "stripe_event", "event_type": "payment_intent.succeeded"},
         "conditions": _large_order(),
         "steps": [_thank_you_email(team)],
     }
@@ -52,7 +52,7 @@ def tag_vip_customers(team=TEAM):
         "name": "Tag VIP customers",
         "description": "Payments over 1,000 USD notify the team; over 2,000 USD tag the "
         "customer as VIP.",
-        "trigger": {"kind": "event", "event_type": "payment_intent.succeeded"},
+        "trigger": {"kind": "stripe_event", "event_type": "payment_intent.succeeded"},
         "conditions": _large_order(),
         "steps": [
             _thank_you_email(team),
@@ -82,7 +82,7 @@ def refund_early_fraud_warnings(team=TEAM):
         "name": "Act on Radar early fraud warnings",
         "description": "Charges under 15 USD with an early fraud warning are refunded (cheaper "
         "than a dispute); larger ones go to the team to investigate.",
-        "trigger": {"kind": "event", "event_type": "radar.early_fraud_warning.created"},
+        "trigger": {"kind": "stripe_event", "event_type": "radar.early_fraud_warning.created"},
         "conditions": [],
         "steps": [
             {

@@ -296,7 +296,7 @@ import json
 from django.conf import settings
 from django.urls import reverse
 from djstripe.models import Account, APIKey, WebhookEndpoint
-from automations.definitions import create_workflow
+from automations import workflows
 from automations.models import Workflow
 
 account, _ = Account.objects.get_or_create(id=ACCOUNT_ID, defaults={"livemode": False})
@@ -313,14 +313,15 @@ for other in Workflow.objects.filter(status=Workflow.Status.ACTIVE).exclude(name
     other.save()
 workflow = Workflow.objects.filter(name=NAME, status=Workflow.Status.ACTIVE).first()
 if workflow is None:
-    workflow = create_workflow({
+    workflow = workflows.create({
         "name": NAME,
-        "trigger": {"kind": "event", "event_type": "payment_intent.succeeded"},
+        "trigger": {"kind": "stripe_event", "event_type": "payment_intent.succeeded"},
         "conditions": [[{"field": "trigger.data.object.amount", "op": "gt", "value": 1000,
                          "currency": "usd"}]],
         "steps": [{"name": "notify", "kind": "slack.post_message",
                    "config": {"channel": "C0BENCH", "text": "Paid {{trigger.id}}"}}],
-    }, status=Workflow.Status.ACTIVE)
+    })
+    workflows.activate(workflow)
 path = reverse("djstripe:djstripe_webhook_by_uuid", kwargs={"uuid": endpoint.djstripe_uuid})
 print("BENCH-SETUP " + json.dumps({"path": path, "workflow": workflow.pk}))
 """

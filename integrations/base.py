@@ -12,6 +12,8 @@ from datetime import datetime
 from django import forms
 from django.core.exceptions import ValidationError
 
+from integrations.fields import AmountField
+
 
 class ActionError(Exception):
     """A step failed. Permanent errors are not retried; the rest are, with backoff."""
@@ -45,13 +47,40 @@ class Action:
     # or None: then a field holding just one reference keeps the value's type.
     escape = None
 
+    # Where a request may be sent twice without acting twice (an idempotency key, or a
+    # read): a run resumed after a crash mid-send may simply send again. Otherwise (Slack,
+    # email) the outcome is unknown and a person decides.
+    deduplicates = False
+
+    @classmethod
+    def check(cls, config):
+        """Return ({field: [messages]}, cleaned config)."""
+        form = cls.form_class(data=config or {})
+        if not form.is_valid():
+            return {field: list(errors) for field, errors in form.errors.items()}, {}
+        cleaned = {k: v for k, v in form.cleaned_data.items() if v not in ("", None)}
+        # An amount keeps the currency staff typed it in (`amount_currency`), so a version
+        # shows "14.00 USD" back, not 1400 of nothing.
+        for name, field in cls.form_class.base_fields.items():
+            currency = (config or {}).get(f"{name}_currency")
+            if isinstance(field, AmountField) and isinstance(currency, str) and currency:
+                if len(currency) != 3 or not currency.isalpha():
+                    return {f"{name}_currency": [f"{currency!r} is not a currency code."]}, {}
+                cleaned[f"{name}_currency"] = currency.lower()
+        return {}, cleaned
+
     @classmethod
     def validate(cls, config):
         """Return the cleaned config, or raise ValidationError with per-field messages."""
-        form = cls.form_class(data=config or {})
-        if not form.is_valid():
-            raise ValidationError({field: list(errors) for field, errors in form.errors.items()})
-        return {key: value for key, value in form.cleaned_data.items() if value not in ("", None)}
+        errors, cleaned = cls.check(config)
+        if errors:
+            raise ValidationError(errors)
+        return cleaned
+
+    @classmethod
+    def repeatable(cls):
+        """Return whether sending the same request again cannot act twice."""
+        return cls.reads_only or cls.deduplicates
 
     def prepare(self, config, call):
         """Return the exact request this step would send, as a JSON-able dict."""

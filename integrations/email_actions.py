@@ -69,6 +69,9 @@ class SendEmailForm(forms.Form):
             for address in to:
                 if "{{" not in address:
                     validate_email(address)
+            # The customer field is only for writing to the customer; a leftover value
+            # (the editor pre-fills it) must not make a team email invalid.
+            data["customer"] = ""
         elif data.get("recipient") == "customer" and not data.get("customer"):
             raise ValidationError({"customer": "Say which customer to write to."})
         return data

@@ -1,15 +1,11 @@
 """Form fields for action configs: each accepts a literal or a `{{reference}}`."""
 
-import re
-
 from django import forms
 from django.core.exceptions import ValidationError
 
-ONE_REFERENCE = re.compile(r"^\s*\{\{[^{}]+\}\}\s*$")
+from integrations.references import is_reference
 
-
-def is_reference(value):
-    return isinstance(value, str) and bool(ONE_REFERENCE.match(value))
+__all__ = ["AmountField", "MetadataField", "StripeIdField", "TemplateField", "is_reference"]
 
 
 class TemplateField(forms.CharField):

@@ -18,12 +18,19 @@ class UnknownAction(LookupError):
     pass
 
 
-@cache
 def get_action(kind):
+    """Return the Action class registered for `kind`, or raise UnknownAction."""
+    if not isinstance(kind, str):
+        raise UnknownAction(f"Unknown action {kind!r}.")
+    return _load(kind)
+
+
+@cache
+def _load(kind):
     """Return the Action class registered for `kind`."""
     try:
         return import_string(ACTIONS[kind])
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: a kind that is not even a string
         raise UnknownAction(f"Unknown action {kind!r}.") from None
 
 

@@ -61,6 +61,8 @@ def _strings(metadata):
 
 class StripeAction(Action):
     provider = "Stripe"
+    # Writes carry the step's idempotency key, so Stripe replays the first result.
+    deduplicates = True
 
     def send(self, request, call):
         response = stripe_client.request(

@@ -3,7 +3,7 @@ of the workflow change form with its two inlines."""
 
 from django.contrib.auth.models import Group, User
 
-from automations.editor import config_field_name
+from automations.admin.editor import config_field_name
 from automations.roles import APPROVER, EDITOR, VIEWER
 
 ROLES = {"viewer": VIEWER, "editor": EDITOR, "approver": APPROVER}
@@ -31,7 +31,8 @@ def workflow_form(
     conditions: dicts with scope, group, field, operator, value_text, currency (and id).
     steps: dicts with name, kind, placement, position, config {field: value} (and id).
     """
-    data = {"name": name, "description": description, "owner": "", "event_type": event_type}
+    trigger = event_type if ":" in event_type else f"stripe_event:{event_type}"
+    data = {"name": name, "description": description, "owner": "", "trigger": trigger}
     for prefix, rows, initial in (
         ("conditions", conditions, initial_conditions),
         ("steps", steps, initial_steps),

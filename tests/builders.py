@@ -69,3 +69,15 @@ def payment_intent_dict(amount, currency, customer="cus_test", **fields):
         "status": "succeeded",
         **fields,
     }
+
+
+def create_workflow(definition, owner=None, status="draft"):
+    """Create a workflow through the service, as the admin, commands and API do; activate
+    it too when `status` is "active"."""
+    from automations import workflows
+
+    workflow = workflows.create(definition, owner=owner)
+    if status == "active":
+        workflows.activate(workflow)
+        workflow.refresh_from_db()
+    return workflow

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django_q.conf import Conf
 from djstripe.models import Account, APIKey, WebhookEndpoint
 
-from automations.triggers import index as trigger_index
+from automations.triggers.stripe_event import index as trigger_index
 from integrations.stripe_client import get_client
 from integrations.stripe_events import sign
 from tests.fakes.slack_api import FakeSlack

@@ -4,12 +4,14 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from djstripe.models import Event
 
-from automations.definitions import activate, create_workflow, snapshot
 from automations.models import Run, RunStep, Workflow
 from automations.templates import refund_early_fraud_warnings, tag_vip_customers
+from automations.workflows import activate
+from automations.workflows import draft as snapshot
 from tests.admin_helpers import staff_user
 from tests.builders import (
     create_payment_intent,
+    create_workflow,
     early_fraud_warning,
     event,
     payment_intent_dict,
@@ -274,6 +276,9 @@ def test_the_run_page_shows_each_step_with_what_was_sent_and_what_failed(client,
             "idempotency_key": "kanri-1-1-notify_team",
             "started_at": failed_run.steps.get().started_at,
             "duration_ms": 12,
+            "decision": "",
+            "decided_by": "",
+            "undecided": False,
         }
     ]
     assert "Step &#x27;notify_team&#x27; failed: SMTP 554: rejected" in response.content.decode()
@@ -287,7 +292,9 @@ def test_retrying_failed_runs_asks_first_then_queues_them(
 
     confirm = client.post("/admin/automations/run/", data)
     assert confirm.status_code == 200
-    assert [r["id"] for r in confirm.context["ready"]] == [failed_run.pk]
+    assert [r["label"] for r in confirm.context["rows"]] == [
+        f"Run {failed_run.pk}: {failed_run.workflow.name} for evt_failed"
+    ]
     failed_run.refresh_from_db()
     assert failed_run.status == Run.Status.FAILED
 
@@ -391,7 +398,7 @@ def test_the_inventory_says_what_automates_what(client, failed_run):
         )
         for r in rows
     ] == [
-        ("Act on Radar early fraud warnings", ["Email", "Stripe"], True, "Draft", "—", 0, None),
+        ("Act on Radar early fraud warnings", ["Email", "Stripe"], True, "Draft", "", 0, None),
         ("Tag VIP customers", ["Email", "Stripe"], False, "Active", "viewer", 2, 0.5),
     ]
     assert rows[1]["actions"] == ["Email: send a message", "Stripe: update customer metadata"]

@@ -251,7 +251,12 @@ def test_field_type_rejects_typos_and_paths_below_a_metadata_value():
     assert field_type("trigger.data.object.amout", "payment_intent.succeeded", {}) is None
     assert field_type("trigger.data.object.metadata.a.b", "payment_intent.succeeded", {}) is None
     assert field_type("trigger.data.object.amount.x", "payment_intent.succeeded", {}) is None
-    assert field_type("run.id", "payment_intent.succeeded", {}) is None
+    assert field_type("run.settings", "payment_intent.succeeded", {}) is None
+
+
+def test_field_type_knows_what_every_run_holds():
+    assert field_type("run.id", "payment_intent.succeeded", {}) == "integer"
+    assert field_type("workflow.name", "payment_intent.succeeded", {}) == "string"
 
 
 def test_field_type_knows_a_steps_output_only_when_that_step_runs_before():

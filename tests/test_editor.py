@@ -3,9 +3,10 @@ mistake is an error next to its field with nothing saved."""
 
 import pytest
 
-from automations.definitions import snapshot, validate
+from automations.definition import clean as validate
 from automations.models import Condition, Step, Workflow
 from automations.templates import tag_vip_customers
+from automations.workflows import draft as snapshot
 from tests.admin_helpers import A2_CONDITIONS, A2_STEPS, form_errors, staff_user, workflow_form
 
 ADD_URL = "/admin/automations/workflow/add/"
@@ -120,7 +121,7 @@ def test_a_condition_on_a_field_the_trigger_does_not_have_is_an_error(client, ed
     )
 
     assert form_errors(response, "conditions") == [
-        {"field": ["trigger.data.object.amount is not a field of customer.created events."]}
+        {"field": ["{{trigger.data.object.amount}} is not a field of customer.created events."]}
     ]
     assert not Workflow.objects.exists()
 

@@ -3,10 +3,15 @@
 import pytest
 from djstripe.models import Customer, PaymentIntent, WebhookEventTrigger
 
-from automations.definitions import create_workflow
 from automations.models import Run, Workflow
 from automations.templates import personalise_large_orders
-from tests.builders import create_customer, create_payment_intent, event, payment_intent_dict
+from tests.builders import (
+    create_customer,
+    create_payment_intent,
+    create_workflow,
+    event,
+    payment_intent_dict,
+)
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.cluster

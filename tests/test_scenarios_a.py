@@ -8,7 +8,6 @@ import pytest
 from djstripe.models import WebhookEventTrigger
 from time_machine import travel
 
-from automations.definitions import create_workflow
 from automations.models import Run, RunStep, Workflow
 from automations.tasks import retry_due_runs
 from automations.templates import (
@@ -20,6 +19,7 @@ from integrations import stripe_client
 from tests.builders import (
     create_customer,
     create_payment_intent,
+    create_workflow,
     early_fraud_warning,
     event,
     payment_intent_dict,
@@ -295,7 +295,7 @@ def test_a_failure_starting_runs_keeps_the_event_and_asks_stripe_to_retry(
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patch:
-        patch.setattr("automations.triggers.start_runs", broken)
+        patch.setattr("automations.triggers.stripe_event.start_runs", broken)
         first = post_event(sent)
     second = post_event(sent)  # Stripe's retry
 

@@ -9,12 +9,11 @@ one reference keeps the referenced value's type (an amount stays an integer).
 """
 
 import json
-import re
 
 from automations.money import format_money
+from integrations.references import REFERENCE, ROOTS, parse, path_problem
 
-REFERENCE = re.compile(r"\{\{\s*([^{}|]+?)\s*(?:\|\s*([a-z_]+)\s*)?\}\}")
-ROOTS = ("trigger", "steps", "run", "workflow")
+__all__ = ["REFERENCE", "ROOTS", "RenderError", "lookup", "parse", "render", "strings_in"]
 MISSING = object()
 
 
@@ -22,18 +21,20 @@ class RenderError(ValueError):
     pass
 
 
-def parse(text):
-    """Return the (path, filter) pairs referenced in `text`."""
-    return [(m.group(1), m.group(2)) for m in REFERENCE.finditer(text or "")]
-
-
 def lookup(path, context):
-    """Return the value at a dotted path, or raise ReferenceError naming what is missing."""
+    """Return the value at a dotted path, or raise RenderError naming what is missing.
+
+    The context is plain dicts and lists, and the grammar refuses names starting with
+    `_`, so no attribute of any object is ever reached.
+    """
     parts = path.split(".")
-    if parts[0] not in ROOTS:
+    broken = path_problem(path)
+    if broken and broken[0] == "reference_root":
         raise RenderError(
             f"Unknown reference {{{{{path}}}}}: it must start with {', '.join(ROOTS)}."
         )
+    if broken:
+        raise RenderError(f"{{{{{path}}}}} is not a valid reference.")
     if parts[0] == "steps" and (len(parts) < 2 or parts[1] not in context.get("steps", {})):
         name = parts[1] if len(parts) > 1 else ""
         raise RenderError(
@@ -87,11 +88,11 @@ def render_text(text, context, escape=None):
     """Render every reference in a string; `escape` is applied to inserted values only."""
     whole = REFERENCE.fullmatch(text.strip())
     if whole and escape is None:
-        path, filter_name = whole.group(1), whole.group(2)
+        path, filter_name = whole.group(1), whole.group(2) or None
         return apply_filter(filter_name, lookup(path, context), path, context)
 
     def replace(match):
-        path, filter_name = match.group(1), match.group(2)
+        path, filter_name = match.group(1), match.group(2) or None
         value = as_text(apply_filter(filter_name, lookup(path, context), path, context))
         return escape(value) if escape else value
 

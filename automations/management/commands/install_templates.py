@@ -1,8 +1,9 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from automations.definitions import create_workflow
+from automations import workflows
 from automations.models import Workflow
+from automations.problems import InvalidDefinition
 from automations.templates import TEMPLATES
 
 
@@ -33,5 +34,12 @@ class Command(BaseCommand):
             if Workflow.objects.filter(name=definition["name"]).exists():
                 self.stdout.write(f"= {definition['name']} (exists, left as it is)")
                 continue
-            workflow = create_workflow(definition, owner=user)
+            try:
+                workflow = workflows.create(definition, owner=user)
+            except InvalidDefinition as e:
+                # The one validator's problems, each with where it is in the template.
+                raise CommandError(
+                    f"Template {key} is not valid:\n"
+                    + "\n".join(f"  {problem}" for problem in e.problems)
+                ) from e
             self.stdout.write(f"+ {workflow.name} (draft #{workflow.pk})")

@@ -1,4 +1,4 @@
-"""Workflows as staff edit them, the immutable versions runs execute, and the audit log."""
+"""Workflows as staff edit them, and the immutable versions runs execute."""
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from automations.engine.conditions import OPERATORS, describe
+from automations.models.kinds import TriggerKind
 
 
 class Workflow(models.Model):
@@ -13,9 +14,6 @@ class Workflow(models.Model):
         DRAFT = "draft", "Draft"
         ACTIVE = "active", "Active"
         PAUSED = "paused", "Paused"
-
-    class TriggerKind(models.TextChoices):
-        EVENT = "event", "Stripe event"
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -27,9 +25,16 @@ class Workflow(models.Model):
         related_name="workflows",
     )
     status = models.CharField(max_length=10, choices=Status, default=Status.DRAFT)
-    trigger_kind = models.CharField(max_length=10, choices=TriggerKind, default=TriggerKind.EVENT)
+    trigger_kind = models.CharField(
+        max_length=20, choices=TriggerKind, default=TriggerKind.STRIPE_EVENT
+    )
     event_type = models.CharField(
         max_length=100, blank=True, help_text="The Stripe event that starts a run."
+    )
+    object_type = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="The Stripe objects staff may run a manual workflow on (e.g. charge).",
     )
     active_version = models.ForeignKey(
         "WorkflowVersion",
@@ -48,6 +53,7 @@ class Workflow(models.Model):
         permissions = [
             ("activate_workflow", "Can activate and pause workflows"),
             ("approve_money_workflow", "Can activate workflows that move money"),
+            ("run_workflow", "Can run manual workflows on selected objects"),
         ]
 
     def __str__(self):
@@ -147,75 +153,3 @@ class Condition(models.Model):
     def __str__(self):
         condition = {"op": self.operator, "value": self.value, "currency": self.currency}
         return f"{self.field} {describe(condition)}"
-
-
-class Run(models.Model):
-    """One execution of a workflow version for one trigger (a Stripe event)."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        RETRYING = "retrying", "Waiting to retry"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
-
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
-
-    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
-    version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="runs")
-    trigger_kind = models.CharField(max_length=10, default=Workflow.TriggerKind.EVENT)
-    trigger_key = models.CharField(max_length=255, help_text="The Stripe event id.")
-    event_type = models.CharField(max_length=100, blank=True)
-    trigger_data = models.JSONField(help_text="The event as received: the run's snapshot.")
-    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
-    attempt = models.PositiveIntegerField(default=0, help_text="Times a worker took the run.")
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-        permissions = [("retry_run", "Can retry and cancel runs")]
-        constraints = [
-            models.UniqueConstraint(fields=["workflow", "trigger_key"], name="one_run_per_trigger")
-        ]
-        indexes = [
-            models.Index(fields=["status", "next_attempt_at"]),
-            models.Index(fields=["workflow", "-created_at"]),
-        ]
-
-    def __str__(self):
-        return f"Run {self.pk} of {self.workflow_id} for {self.trigger_key}"
-
-
-class RunStep(models.Model):
-    """One attempt at one step of a run: what was sent, what came back, how long it took."""
-
-    class Status(models.TextChoices):
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        RETRYING = "retrying", "Failed, will retry"
-
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
-    step_name = models.CharField(max_length=50)
-    kind = models.CharField(max_length=60)
-    attempt = models.PositiveIntegerField(default=1)
-    status = models.CharField(max_length=10, choices=Status)
-    input = models.JSONField(null=True, blank=True, help_text="The rendered request.")
-    output = models.JSONField(null=True, blank=True, help_text="An excerpt of the answer.")
-    error = models.TextField(blank=True)
-    idempotency_key = models.CharField(max_length=255, blank=True)
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField()
-    duration_ms = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        ordering = ["run", "started_at", "pk"]
-        indexes = [models.Index(fields=["run", "step_name"])]
-
-    def __str__(self):
-        return f"{self.step_name} #{self.attempt}: {self.status}"

@@ -1,0 +1,427 @@
+"""The workflow admin: the editor, previews, activation, version history and the inventory.
+
+A screen for automations/workflows.py: every rule lives in the service; this module
+turns requests into service calls and results into pages. Template contexts hold plain
+dicts, never model instances.
+"""
+
+import json
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _t
+from django.utils.translation import gettext_lazy as _
+
+from automations import catalog, definition, workflows
+from automations.admin.base import ReadOnlyAdmin, badge, page
+from automations.admin.editor import (
+    ConditionForm,
+    ConditionFormSet,
+    StepForm,
+    StepFormSet,
+    WorkflowEditor,
+    config_fieldsets,
+    locate,
+    order_steps,
+    parse_trigger,
+    trigger_choices,
+    trigger_value,
+)
+from automations.models import Condition, Step, Workflow, WorkflowVersion
+from automations.problems import InvalidDefinition, message
+
+
+class WorkflowForm(forms.ModelForm):
+    trigger = forms.ChoiceField(
+        label=_("Trigger"),
+        choices=trigger_choices,
+        help_text=_("A Stripe event, or staff running it on Stripe objects they select."),
+    )
+
+    class Meta:
+        model = Workflow
+        fields = ["name", "description", "owner"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial.setdefault("trigger", trigger_value(definition.trigger_of(self.instance)))
+
+    def save(self, commit=True):
+        # The trigger's columns are written with the rest of the draft by the service.
+        return super().save(commit)
+
+
+class ConditionInline(admin.TabularInline):
+    model = Condition
+    form = ConditionForm
+    formset = ConditionFormSet
+    extra = 0
+    fields = ["scope", "group", "field", "operator", "value_text", "currency"]
+    verbose_name_plural = _("Conditions (same group: all must hold; any group will do)")
+
+
+class StepInline(admin.StackedInline):
+    model = Step
+    fk_name = "workflow"
+    form = StepForm
+    formset = StepFormSet
+    extra = 0
+    verbose_name_plural = _("Steps (in order; move with ↑ ↓)")
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (None, {"fields": [("name", "kind", "placement"), "position"]}),
+            *config_fieldsets(),
+        ]
+
+
+def references_for(trigger, items):
+    """Return what each step and condition scope may reference, for the editor's menus.
+
+    `items` is [(key, name, kind, placement, position)] in page order. The answer comes
+    from the one catalog and the one tree walker, so the menus offer exactly what the
+    validator accepts: never a step inside a branch arm to the steps after the branch.
+    """
+    tree, _problems = order_steps(items)
+    keys = {id(node): node.pop("_key") for node, _where in locate(tree)}
+    by_where = {where: node for node, where in locate(tree)}
+    steps, scopes = {}, {"": _fields(trigger, {})}
+    for step, where, earlier in definition.walk(tree):
+        steps[keys[id(by_where[where])]] = _fields(trigger, earlier)
+        if step.get("kind") == Step.BRANCH:
+            scopes[step["name"]] = _fields(trigger, earlier)
+    return {"steps": steps, "scopes": scopes}
+
+
+def _fields(trigger, earlier):
+    fields = catalog.fields_for(trigger)
+    for name, kind in earlier.items():
+        fields = fields + catalog.fields_of(name, kind)
+    return [[f["path"], str(f["label"]), f["type"]] for f in fields]
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    form = WorkflowForm
+    list_display = [
+        "name",
+        "trigger_label",
+        "status_badge",
+        "owner",
+        "version_number",
+        "updated_at",
+    ]
+    list_filter = ["status", "trigger_kind", "event_type", "owner"]
+    search_fields = ["name", "description"]
+    list_select_related = ["owner", "active_version"]
+    inlines = [ConditionInline, StepInline]
+    actions = ["pause_selected"]
+    change_form_template = "admin/automations/workflow/change_form.html"
+    change_list_template = "admin/automations/workflow/change_list.html"
+
+    class Media:
+        css = {"all": ["automations/editor.css"]}
+        js = ["automations/editor.js"]
+
+    @admin.display(description=_("Trigger"))
+    def trigger_label(self, obj):
+        return workflows.trigger_label(definition.trigger_of(obj))
+
+    @admin.display(description=_("Status"), ordering="status")
+    def status_badge(self, obj):
+        return badge(obj)
+
+    @admin.display(description=_("Active version"), ordering="active_version__number")
+    def version_number(self, obj):
+        return f"v{obj.active_version.number}" if obj.active_version_id else "—"
+
+    def get_inlines(self, request, obj):
+        # People who may only look read the whole definition instead (see `definition`).
+        return self.inlines if self.has_change_permission(request, obj) else []
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ["definition"]
+        return []
+
+    def get_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ["name", "description", "owner", "definition"]
+        return ["name", "description", "owner", "trigger"]
+
+    @admin.display(description=_("What it does (draft)"))
+    def definition(self, obj):
+        return format_html(
+            '<pre class="kanri-json">{}</pre>',
+            json.dumps(workflows.draft(obj), indent=2, ensure_ascii=False),
+        )
+
+    def has_activate_permission(self, request):
+        return request.user.has_perm("automations.activate_workflow")
+
+    @admin.action(description=_("Pause selected workflows"), permissions=["activate"])
+    def pause_selected(self, request, queryset):
+        paused = sum(workflows.pause(w, request.user) for w in queryset)
+        self.message_user(request, _t("Paused %(count)d workflow(s).") % {"count": paused})
+
+    # ------------------------------------------------------------ editing
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+
+        class EditorWorkflowForm(form_class):
+            # The editor puts trigger and name problems on this form; Django builds it
+            # before the inline formsets, which create the editor.
+            def __init__(self, *args, **kw):
+                super().__init__(*args, **kw)
+                request._kanri_workflow_form = self
+
+        return EditorWorkflowForm
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        editor = getattr(request, "_kanri_editor", None)
+        if editor is None or editor.workflow is not obj:
+            data = request.POST if request.method == "POST" else None
+            editor = request._kanri_editor = WorkflowEditor(
+                obj, data, getattr(request, "_kanri_workflow_form", None)
+            )
+        kwargs["editor"] = editor
+        return kwargs
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.owner_id is None:
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        """Save the draft through the service, which validates it once more."""
+        form.save_m2m()
+        editor = request._kanri_editor
+        try:
+            workflows.save_draft(form.instance, editor.definition, request.user)
+        except InvalidDefinition as e:  # the editor showed these already; never half-save
+            raise PermissionDenied("; ".join(message(p) for p in e.problems)) from e
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # The service rewrites the draft's rows, so the inline formsets saved nothing.
+        return super().construct_change_message(request, form, [], add)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return super().add_view(request, form_url, {**(extra_context or {}), **self._urls()})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        workflow = self.get_object(request, unquote(object_id))
+        extra = {**(extra_context or {}), **self._urls()}
+        if workflow is not None:
+            state = workflows.status(workflow, request.user)
+            extra["kanri"] = {
+                **{k: v for k, v in state.items() if k != "problems"},
+                "draft_errors": [str(p) for p in state["problems"]],
+                "activate_reason": workflows.reason_text(state["activate_reason"]),
+                "can_preview": self.has_change_permission(request, workflow),
+            }
+        return super().change_view(request, object_id, form_url, extra)
+
+    def _urls(self):
+        return {"kanri_references_url": reverse("admin:automations_workflow_references")}
+
+    # ------------------------------------------------------------ extra pages
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        info = "automations_workflow"
+        return [
+            path("inventory/", view(self.inventory_view), name=f"{info}_inventory"),
+            path("references/", view(self.references_view), name=f"{info}_references"),
+            path("<path:object_id>/preview/", view(self.preview_view), name=f"{info}_preview"),
+            path("<path:object_id>/activate/", view(self.activate_view), name=f"{info}_activate"),
+            path("<path:object_id>/pause/", view(self.pause_view), name=f"{info}_pause"),
+            path("<path:object_id>/versions/", view(self.versions_view), name=f"{info}_versions"),
+            path(
+                "<path:object_id>/restore/<int:number>/",
+                view(self.restore_view),
+                name=f"{info}_restore",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _workflow(self, request, object_id, permission):
+        workflow = self.get_object(request, unquote(object_id))
+        if workflow is None:
+            raise Http404(_t("No such workflow."))
+        if not permission(request, workflow):
+            raise PermissionDenied
+        return workflow
+
+    def _page(self, request, workflow, template, **context):
+        return page(
+            self,
+            request,
+            template,
+            workflow={
+                "id": workflow.pk,
+                "name": workflow.name,
+                "trigger": workflows.trigger_label(definition.trigger_of(workflow)),
+                "status": workflow.get_status_display(),
+            },
+            change_url=reverse("admin:automations_workflow_change", args=[workflow.pk]),
+            **context,
+        )
+
+    def references_view(self, request):
+        """The editor's menus, from the server's catalog (see `references_for`)."""
+        if not self.has_change_permission(request) and not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return JsonResponse({"error": "POST a JSON body"}, status=405)
+        try:
+            body = json.loads(request.body or b"{}")
+            items = [
+                (
+                    str(s["key"]),
+                    str(s.get("name") or ""),
+                    str(s.get("kind") or ""),
+                    str(s.get("placement") or ""),
+                    int(s["position"]) if str(s.get("position") or "").isdigit() else None,
+                )
+                for s in body.get("steps") or []
+            ][:500]
+            trigger = parse_trigger(str(body.get("trigger") or ""))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return JsonResponse({"error": "malformed body"}, status=400)
+        return JsonResponse(references_for(trigger, items))
+
+    def preview_view(self, request, object_id):
+        workflow = self._workflow(request, object_id, self.has_change_permission)
+        subjects = workflows.sample_subjects(workflow)
+        # A typed id wins over the menu; the menu's choice otherwise (two fields, two names).
+        chosen = (
+            (request.GET.get("event_id") or "").strip()
+            or request.GET.get("event")
+            or (subjects[0][0] if subjects else "")
+        )
+        result, errors, missing = None, [], False
+        current = workflows.draft(workflow)
+        errors = [str(p) for p in definition.validate(current)]
+        if chosen and not errors:
+            data = workflows.subject_data(workflow, chosen)
+            if data is None:
+                missing = True
+            else:
+                result = workflows.preview(current, data, workflow.pk)
+        return self._page(
+            request,
+            workflow,
+            "admin/automations/workflow/preview.html",
+            title=_t("Preview: %(name)s") % {"name": workflow.name},
+            events=[{"id": subject_id, "created": created} for subject_id, created in subjects],
+            chosen=chosen,
+            result=result,
+            errors=errors,
+            missing=missing,
+        )
+
+    def activate_view(self, request, object_id):
+        workflow = self._workflow(request, object_id, self.has_change_permission)
+        current = workflows.draft(workflow)
+        allowed, reason = workflows.can_activate(request.user, current)
+        if not allowed:
+            raise PermissionDenied(workflows.reason_text(reason))
+        active = workflow.active_version.definition if workflow.active_version_id else None
+        cleaned, problems = definition.check(current)
+        if request.method == "POST" and not problems:
+            version = workflows.activate(workflow, request.user)
+            self.message_user(
+                request,
+                _t("“%(name)s” is active (version %(number)d).")
+                % {"name": workflow.name, "number": version.number},
+            )
+            return HttpResponseRedirect(
+                reverse("admin:automations_workflow_change", args=[workflow.pk])
+            )
+        return self._page(
+            request,
+            workflow,
+            "admin/automations/workflow/activate.html",
+            title=_t("Activate %(name)s?") % {"name": workflow.name},
+            errors=[str(p) for p in problems],
+            diff=workflows.diff(active, cleaned),
+            moves_money=definition.moves_money(current),
+            providers=definition.providers(current),
+        )
+
+    def pause_view(self, request, object_id):
+        workflow = self._workflow(request, object_id, self.has_change_permission)
+        if not self.has_activate_permission(request):
+            raise PermissionDenied
+        if request.method == "POST" and workflows.pause(workflow, request.user):
+            self.message_user(
+                request, _t("“%(name)s” is paused: no new runs start.") % {"name": workflow.name}
+            )
+        return HttpResponseRedirect(
+            reverse("admin:automations_workflow_change", args=[workflow.pk])
+        )
+
+    def versions_view(self, request, object_id):
+        workflow = self._workflow(request, object_id, self.has_view_permission)
+        history = workflows.history(workflow)
+        return self._page(
+            request,
+            workflow,
+            "admin/automations/workflow/versions.html",
+            title=_t("History: %(name)s") % {"name": workflow.name},
+            can_restore=self.has_change_permission(request, workflow),
+            **history,
+        )
+
+    def restore_view(self, request, object_id, number):
+        workflow = self._workflow(request, object_id, self.has_change_permission)
+        if not workflow.versions.filter(number=number).exists():
+            raise Http404(_t("No such version."))
+        if request.method == "POST":
+            try:
+                workflows.restore(workflow, number, request.user)
+            except InvalidDefinition as e:
+                self.message_user(
+                    request,
+                    _t("Version %(number)d cannot be restored: %(problems)s")
+                    % {"number": number, "problems": "; ".join(str(p) for p in e.problems)},
+                    level="error",
+                )
+            else:
+                self.message_user(
+                    request,
+                    _t("The draft is now version %(number)d again; activate it to use it.")
+                    % {"number": number},
+                )
+        return HttpResponseRedirect(
+            reverse("admin:automations_workflow_change", args=[workflow.pk])
+        )
+
+    def inventory_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        rows = [
+            {**row, "url": reverse("admin:automations_workflow_change", args=[row["id"]])}
+            for row in workflows.inventory()
+        ]
+        return page(
+            self,
+            request,
+            "admin/automations/inventory.html",
+            title=_t("Inventory: what automates what"),
+            rows=rows,
+        )
+
+
+@admin.register(WorkflowVersion)
+class WorkflowVersionAdmin(ReadOnlyAdmin):
+    list_display = ["workflow", "number", "created_by", "created_at"]
+    list_filter = ["workflow"]

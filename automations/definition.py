@@ -1,0 +1,457 @@
+"""A workflow as one plain dict: what a version snapshots, templates install and files export.
+
+    {
+      "name": "Tag VIP customers",
+      "description": "",
+      "trigger": {"kind": "stripe_event", "event_type": "payment_intent.succeeded"},
+      "conditions": [[{"field": "trigger.data.object.amount", "op": "gt",
+                       "value": 100000, "currency": "usd"}]],
+      "steps": [
+        {"name": "notify", "kind": "email.send", "config": {...}},
+        {"name": "is_vip", "kind": "branch", "conditions": [[...]],
+         "then": [{"name": "tag", "kind": "stripe.update_customer_metadata", ...}],
+         "else": []},
+      ],
+    }
+
+Conditions are groups (lists) of conditions: all in a group must hold, any group will do.
+
+This module is the one home of the definition: its shape, the one tree walker, rows ↔
+dict, and the one validator. `validate()` returns located Problems and consults the
+field catalog, so `{{trigger.data.object.amout}}` is refused wherever a definition
+enters (the editor, templates, activation, restore, import, the API).
+"""
+
+import difflib
+import json
+import re
+
+from django.db import transaction
+
+from automations import catalog, triggers
+from automations.engine.conditions import OPERATORS, UNARY
+from automations.engine.references import strings_in
+from automations.models import Condition, Step
+from automations.problems import InvalidDefinition, Problem
+from integrations.fields import AmountField
+from integrations.references import FILTERS, REFERENCE, parse, path_problem
+from integrations.registry import ACTIONS, UnknownAction, get_action
+
+BRANCH = Step.BRANCH
+STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+CURRENCY = re.compile(r"^[a-z]{3}$")
+ARMS = ("then", "else")
+
+
+# ------------------------------------------------------------------ the tree walker
+
+
+def walk(steps, where="steps", earlier=None):
+    """Yield (step, where, earlier) for every step, depth first, in execution order.
+
+    `where` locates the step in the definition ("steps.1.then.0"); `earlier` maps the
+    names of steps certain to have run before it to their kinds. Steps inside an arm may
+    not run, so the steps after a branch cannot rely on them.
+    """
+    earlier = dict(earlier or {})
+    for index, step in enumerate(steps if isinstance(steps, list) else []):
+        here = f"{where}.{index}"
+        yield step, here, dict(earlier)
+        if not isinstance(step, dict):
+            continue
+        if step.get("kind") == BRANCH:
+            for arm in ARMS:
+                yield from walk(step.get(arm) or [], f"{here}.{arm}", earlier)
+        if isinstance(step.get("name"), str):
+            earlier[step["name"]] = step.get("kind")
+
+
+def iter_steps(steps):
+    """Yield every step dict, depth first, in execution order."""
+    for step, _, _ in walk(steps):
+        if isinstance(step, dict):
+            yield step
+
+
+def moves_money(definition):
+    """Return whether any step of the definition moves money (needs an approver)."""
+    return any(
+        step.get("kind") in ACTIONS and get_action(step["kind"]).moves_money
+        for step in iter_steps(definition.get("steps") or [])
+    )
+
+
+def providers(definition):
+    """Return the external systems a definition's steps touch, e.g. ["Email", "Stripe"]."""
+    kinds = {s.get("kind") for s in iter_steps(definition.get("steps") or [])}
+    return sorted({get_action(kind).provider for kind in kinds if kind in ACTIONS})
+
+
+def action_labels(definition):
+    return [
+        str(get_action(s["kind"]).label)
+        for s in iter_steps(definition.get("steps") or [])
+        if s.get("kind") in ACTIONS
+    ]
+
+
+# ------------------------------------------------------------------ rows -> dict
+
+
+def _condition_dict(condition):
+    data = {"field": condition.field, "op": condition.operator, "value": condition.value}
+    if condition.currency:
+        data["currency"] = condition.currency.lower()
+    return data
+
+
+def _groups(conditions):
+    groups = {}
+    for condition in conditions:
+        groups.setdefault(condition.group, []).append(_condition_dict(condition))
+    return [groups[key] for key in sorted(groups)]
+
+
+def trigger_of(workflow):
+    """Return the trigger dict of a workflow row."""
+    kind = triggers.kind(workflow.trigger_kind)
+    columns = kind.COLUMNS if kind else {}
+    return {"kind": workflow.trigger_kind, **{k: getattr(workflow, c) for k, c in columns.items()}}
+
+
+def snapshot(workflow):
+    """Return the definition dict of a workflow's current rows (two queries)."""
+    return snapshots([workflow])[workflow.pk]
+
+
+def snapshots(workflows):
+    """Return {workflow id: definition} for many workflows in two queries."""
+    workflows = list(workflows)
+    ids = [w.pk for w in workflows]
+    steps = list(Step.objects.filter(workflow__in=ids))
+    by_step = {}
+    for condition in Condition.objects.filter(workflow__in=ids):
+        by_step.setdefault((condition.workflow_id, condition.step_id), []).append(condition)
+    children = {}
+    for step in steps:
+        children.setdefault((step.workflow_id, step.parent_id, step.arm), []).append(step)
+
+    def tree(workflow_id, parent_id, arm):
+        out = []
+        for step in children.get((workflow_id, parent_id, arm), []):
+            item = {"name": step.name, "kind": step.kind}
+            if step.kind == BRANCH:
+                item["conditions"] = _groups(by_step.get((workflow_id, step.pk), []))
+                item["then"] = tree(workflow_id, step.pk, Step.Arm.THEN)
+                item["else"] = tree(workflow_id, step.pk, Step.Arm.ELSE)
+            else:
+                item["config"] = step.config
+            out.append(item)
+        return out
+
+    return {
+        w.pk: {
+            "name": w.name,
+            "description": w.description,
+            "trigger": trigger_of(w),
+            "conditions": _groups(by_step.get((w.pk, None), [])),
+            "steps": tree(w.pk, None, ""),
+        }
+        for w in workflows
+    }
+
+
+# ------------------------------------------------------------------ validation
+
+
+def validate(definition):
+    """Return the Problems with a definition: [] when it may be saved and run."""
+    return check(definition)[1]
+
+
+def clean(definition):
+    """Return the definition with each step's config cleaned, or raise InvalidDefinition."""
+    cleaned, problems = check(definition)
+    if problems:
+        raise InvalidDefinition(problems)
+    return cleaned
+
+
+def check(definition):
+    """Return (cleaned definition, problems)."""
+    if not isinstance(definition, dict):
+        return definition, [Problem("", "definition_invalid")]
+    problems = []
+    if not str(definition.get("name") or "").strip():
+        problems.append(Problem("name", "name_required"))
+    trigger = definition.get("trigger")
+    if not isinstance(trigger, dict):
+        problems.append(Problem("trigger", "trigger_invalid"))
+        trigger = {}
+    else:
+        kind = triggers.kind(trigger.get("kind"))
+        if kind is None:
+            problems.append(
+                Problem("trigger.kind", "trigger_kind_unknown", {"kind": trigger.get("kind")})
+            )
+        else:
+            problems += kind.validate(trigger)
+    problems += _check_conditions(definition.get("conditions") or [], "conditions", trigger, {})
+
+    steps = definition.get("steps") or []
+    if not isinstance(steps, list):
+        return definition, [*problems, Problem("steps", "steps_invalid")]
+    seen = set()
+    cleaned_configs = {}
+    for step, where, earlier in walk(steps):
+        if not isinstance(step, dict):
+            problems.append(Problem(where, "step_invalid"))
+            continue
+        problems += _check_step(step, where, earlier, trigger, seen, cleaned_configs)
+    cleaned = {**definition, "steps": _rebuild(steps, "steps", cleaned_configs)}
+    return cleaned, problems
+
+
+def _rebuild(steps, where, configs):
+    out = []
+    for index, step in enumerate(steps):
+        here = f"{where}.{index}"
+        if not isinstance(step, dict):
+            out.append(step)
+        elif step.get("kind") == BRANCH:
+            out.append(
+                {
+                    "name": step.get("name"),
+                    "kind": BRANCH,
+                    "conditions": step.get("conditions") or [],
+                    **{
+                        arm: _rebuild(step.get(arm) or [], f"{here}.{arm}", configs) for arm in ARMS
+                    },
+                }
+            )
+        else:
+            out.append(
+                {
+                    "name": step.get("name"),
+                    "kind": step.get("kind"),
+                    "config": configs.get(here, step.get("config") or {}),
+                }
+            )
+    return out
+
+
+def _check_step(step, where, earlier, trigger, seen, cleaned_configs):
+    problems = []
+    name, kind = step.get("name"), step.get("kind")
+    if not isinstance(name, str) or not STEP_NAME.match(name):
+        problems.append(Problem(f"{where}.name", "step_name_invalid", {"name": name}))
+    elif name in seen:
+        problems.append(Problem(f"{where}.name", "step_name_duplicate", {"name": name}))
+    seen.add(name)
+    if kind == BRANCH:
+        groups = step.get("conditions")
+        if not groups:
+            problems.append(Problem(f"{where}.conditions", "branch_conditions_required"))
+        problems += _check_conditions(groups or [], f"{where}.conditions", trigger, earlier)
+        for arm in ARMS:
+            if not isinstance(step.get(arm) or [], list):
+                problems.append(Problem(f"{where}.{arm}", "branch_arm_invalid"))
+        return problems
+    try:
+        action = get_action(kind)
+    except UnknownAction:
+        return [*problems, Problem(f"{where}.kind", "action_unknown", {"kind": kind})]
+    config = step.get("config") or {}
+    if not isinstance(config, dict):
+        return [
+            *problems,
+            Problem(f"{where}.config", "config_invalid", {"message": "not an object"}),
+        ]
+    errors, cleaned = action.check(config)
+    for field_name, messages in errors.items():
+        problems += [
+            Problem(f"{where}.config.{field_name}", "config_invalid", {"message": str(m)})
+            for m in messages
+        ]
+    if errors:
+        return problems
+    cleaned_configs[where] = cleaned
+    amounts = {n for n, f in action.form_class.base_fields.items() if isinstance(f, AmountField)}
+    for key, value in cleaned.items():
+        problems += check_references(
+            value, f"{where}.config.{key}", trigger, earlier, amount=key in amounts
+        )
+    return problems
+
+
+def check_references(value, where, trigger, earlier, *, amount=False):
+    """Return the Problems with the references in one config value."""
+    problems = []
+    for text in strings_in(value):
+        stripped = REFERENCE.sub("", text)
+        if "{{" in stripped or "}}" in stripped:
+            problems.append(Problem(where, "reference_unbalanced", {"text": text[:200]}))
+        for path, filter_name in parse(text):
+            problem = reference_problem(path, where, trigger, earlier)
+            if problem:
+                problems.append(problem)
+                continue
+            field_type = catalog.field_type(path, trigger, earlier)
+            if filter_name is not None and filter_name not in FILTERS:
+                problems.append(
+                    Problem(where, "filter_unknown", {"filter": filter_name, "path": path})
+                )
+            elif filter_name == "money" and field_type != "money":
+                problems.append(Problem(where, "filter_type", {"path": path, "type": field_type}))
+            if amount and (filter_name is not None or field_type not in ("money", "integer")):
+                problems.append(Problem(where, "amount_reference_type", {"path": path}))
+    return problems
+
+
+def reference_problem(path, where, trigger, earlier):
+    """Return the Problem with one reference path (grammar, step order, catalog), or None."""
+    broken = path_problem(path)
+    if broken:
+        return Problem(where, broken[0], broken[1])
+    parts = path.split(".")
+    if parts[0] == "steps":
+        if len(parts) < 3 or parts[1] not in earlier:
+            return Problem(where, "reference_step_unknown", {"path": path, "step": parts[1]})
+        if catalog.field_type(path, trigger, earlier) is None:
+            output = ".".join(parts[2:])
+            return Problem(where, "reference_output_unknown", {"step": parts[1], "output": output})
+        return None
+    if catalog.field_type(path, trigger, earlier) is None:
+        return Problem(where, "reference_field_unknown", {"path": path, "source": _source(trigger)})
+    return None
+
+
+def _source(trigger):
+    kind = triggers.kind(trigger.get("kind"))
+    return kind.describe(trigger) if kind else str(trigger.get("kind"))
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_conditions(groups, where, trigger, earlier):
+    if not isinstance(groups, list) or not all(isinstance(g, list) for g in groups):
+        return [Problem(where, "conditions_invalid")]
+    problems = []
+    for g, group in enumerate(groups):
+        for i, condition in enumerate(group):
+            here = f"{where}.{g}.{i}"
+            if not isinstance(condition, dict):
+                problems.append(Problem(here, "condition_invalid"))
+                continue
+            problems += _check_condition(condition, here, trigger, earlier)
+    return problems
+
+
+def _check_condition(condition, here, trigger, earlier):
+    field_path, op = condition.get("field"), condition.get("op")
+    value, currency = condition.get("value"), condition.get("currency") or ""
+    if not isinstance(field_path, str) or not field_path:
+        return [Problem(f"{here}.field", "condition_field_required")]
+    problem = reference_problem(field_path, f"{here}.field", trigger, earlier)
+    if problem:
+        return [problem]
+    field_type = catalog.field_type(field_path, trigger, earlier)
+    if op not in OPERATORS:
+        return [Problem(f"{here}.op", "operator_unknown", {"op": op})]
+    if op not in catalog.OPERATORS_BY_TYPE.get(field_type, OPERATORS):
+        return [
+            Problem(
+                f"{here}.op",
+                "operator_type",
+                {"op": op, "operator": OPERATORS[op], "type": field_type},
+            )
+        ]
+    problems = []
+    if currency:
+        if field_type != "money":
+            return [Problem(f"{here}.currency", "currency_not_money")]
+        if not isinstance(currency, str) or not CURRENCY.match(currency.lower()):
+            return [Problem(f"{here}.currency", "currency_invalid", {"currency": currency})]
+    elif field_type == "money" and op not in UNARY:
+        return [Problem(f"{here}.currency", "currency_required")]
+    if op in UNARY:
+        return problems
+    if value is None or value == "" or value == []:
+        return [*problems, Problem(f"{here}.value", "value_required")]
+    if op in ("in", "not_in") and not isinstance(value, list):
+        return [*problems, Problem(f"{here}.value", "value_list_required")]
+    values = value if isinstance(value, list) else [value]
+    if field_type == "money" and not all(_is_int(v) for v in values):
+        problems.append(Problem(f"{here}.value", "money_minor_units"))
+    elif field_type in ("integer", "timestamp") and not all(_is_int(v) for v in values):
+        problems.append(Problem(f"{here}.value", "value_type", {"type": "a whole number"}))
+    elif field_type == "boolean" and not all(isinstance(v, bool) for v in values):
+        problems.append(Problem(f"{here}.value", "value_type", {"type": "true or false"}))
+    return problems
+
+
+# ------------------------------------------------------------------ dict -> rows
+
+
+@transaction.atomic
+def write_rows(workflow, definition):
+    """Replace a workflow's editable rows (its draft) with a cleaned definition."""
+    kind = triggers.kind(definition["trigger"]["kind"])
+    workflow.trigger_kind = definition["trigger"]["kind"]
+    for key, column in kind.COLUMNS.items():
+        setattr(workflow, column, definition["trigger"].get(key) or "")
+    workflow.name = definition.get("name") or workflow.name
+    workflow.description = definition.get("description") or ""
+    workflow.save()
+    workflow.steps.all().delete()
+    workflow.conditions.all().delete()
+    _create_conditions(workflow, None, definition.get("conditions") or [])
+    position = iter(range(1, 100_000))
+
+    def create_steps(steps, parent, arm):
+        for step in steps:
+            row = Step.objects.create(
+                workflow=workflow,
+                parent=parent,
+                arm=arm,
+                position=next(position),
+                name=step["name"],
+                kind=step["kind"],
+                config=step.get("config") or {},
+            )
+            if step["kind"] == BRANCH:
+                _create_conditions(workflow, row, step["conditions"])
+                create_steps(step.get("then") or [], row, Step.Arm.THEN)
+                create_steps(step.get("else") or [], row, Step.Arm.ELSE)
+
+    create_steps(definition.get("steps") or [], None, "")
+
+
+def _create_conditions(workflow, step, groups):
+    Condition.objects.bulk_create(
+        Condition(
+            workflow=workflow,
+            step=step,
+            group=number,
+            position=position,
+            field=c["field"],
+            operator=c["op"],
+            value=c.get("value"),
+            currency=(c.get("currency") or "").lower(),
+        )
+        for number, group in enumerate(groups, start=1)
+        for position, c in enumerate(group)
+    )
+
+
+def diff(old, new):
+    """Return unified-diff lines between two definitions, for the version history."""
+
+    def lines(definition):
+        if definition is None:
+            return []
+        return json.dumps(definition, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+
+    return list(difflib.unified_diff(lines(old), lines(new), "before", "after", lineterm="", n=2))

@@ -1,0 +1,234 @@
+"""What happens at each step, per mode: live, preview, recording (see engine/runner.py).
+
+The runner is the only writer of RunStep rows, through LiveSender. Each attempt is
+written STARTED before its request is sent and closed after it (healthchecks'
+Channel.notify does the same): a worker that dies mid-send leaves that evidence. A run
+taken up again (a retry, a redelivered task, a worker that died) skips steps that
+succeeded and reuses their outputs and branch decisions; a step left STARTED is sent
+again only where the provider deduplicates (Stripe's idempotency keys, reads), and is
+otherwise "outcome unknown": the run is held for a person to choose.
+"""
+
+import logging
+import time
+import traceback
+
+from django.utils import timezone
+
+from automations.engine import keys
+from automations.engine.conditions import describe
+from automations.engine.references import RenderError
+from automations.engine.runner import (
+    MAX_STEP_ATTEMPTS,
+    RETRY_DELAYS,
+    Hold,
+    Stop,
+    decide_branch,
+    prepare,
+)
+from automations.models import Run, RunStep
+from integrations.base import ActionError, StepCall
+from integrations.registry import UnknownAction, get_action
+
+logger = logging.getLogger(__name__)
+
+
+def _as_action_error(error, step_name, run_id=None):
+    if isinstance(error, ActionError):
+        return error
+    if isinstance(error, RenderError | UnknownAction):
+        return ActionError(str(error), permanent=True)
+    # A bug, not a provider answer: never retried blindly.
+    logger.error("Step %s of run %s raised", step_name, run_id, exc_info=error)
+    return ActionError(
+        f"{type(error).__name__}: {error}\n{''.join(traceback.format_exception(error, limit=5))}",
+        permanent=True,
+    )
+
+
+class LiveSender:
+    """Send for real and keep the audit: one RunStep row per attempt."""
+
+    def __init__(self, run):
+        self.run = run
+        self.history = {}
+        for row in run.steps.order_by("pk"):
+            self.history.setdefault(row.step_name, []).append(row)
+
+    def _done(self, name):
+        for row in self.history.get(name, []):
+            if row.status == RunStep.Status.SUCCEEDED:
+                return row.output or {}
+            if row.status == RunStep.Status.UNKNOWN and row.decision == RunStep.Decision.SKIP:
+                return {}
+        return None
+
+    def branch(self, step, context):
+        done = self._done(step["name"])
+        if done is not None:
+            return done["arm"]
+        started = timezone.now()
+        arm, explanation = decide_branch(step, context)
+        RunStep.objects.create(
+            run=self.run,
+            step_name=step["name"],
+            kind=step["kind"],
+            status=RunStep.Status.SUCCEEDED,
+            input={"conditions": step["conditions"]},
+            output={"arm": arm, "conditions": explanation},
+            started_at=started,
+            finished_at=timezone.now(),
+        )
+        return arm
+
+    def _settle_open(self, step, rows):
+        """Deal with an attempt a dead worker left open; raise Hold if a person must decide."""
+        last = rows[-1] if rows else None
+        if last is None:
+            return
+        now = timezone.now()
+        if last.status == RunStep.Status.STARTED:
+            if get_action(step["kind"]).repeatable():
+                RunStep.objects.filter(pk=last.pk).update(
+                    status=RunStep.Status.INTERRUPTED, finished_at=now
+                )
+                return
+            RunStep.objects.filter(pk=last.pk).update(
+                status=RunStep.Status.UNKNOWN, finished_at=now
+            )
+            raise Hold(Run.HoldReason.OUTCOME_UNKNOWN, step["name"])
+        if last.status == RunStep.Status.UNKNOWN and not last.decision:
+            raise Hold(Run.HoldReason.OUTCOME_UNKNOWN, step["name"])
+
+    def action(self, step, context):
+        name = step["name"]
+        done = self._done(name)
+        if done is not None:
+            return done
+        rows = self.history.get(name, [])
+        try:
+            self._settle_open(step, rows)
+        except UnknownAction as e:
+            raise Stop(f"Step {name!r} failed: {e}") from e
+        attempt = len(rows) + 1
+        call = StepCall(
+            idempotency_key=keys.step_key(self.run.workflow_id, self.run.pk, name),
+            run_id=self.run.pk,
+            workflow_id=self.run.workflow_id,
+            first_attempt_at=rows[0].started_at if rows else None,
+        )
+        started, clock = timezone.now(), time.monotonic()
+        row = RunStep(
+            run=self.run,
+            step_name=name,
+            kind=step["kind"],
+            attempt=attempt,
+            idempotency_key=call.idempotency_key,
+            started_at=started,
+        )
+        try:
+            action, request = prepare(step, context, call)
+        except Exception as e:  # nothing was sent
+            error = _as_action_error(e, name, self.run.pk)
+            return self._failed(row, error, attempt, clock, create=True)
+        # The evidence first: if this worker dies during send, the row says so.
+        row.status, row.input = RunStep.Status.STARTED, request
+        row.save()
+        try:
+            output = action.send(request, call)
+        except Exception as e:
+            return self._failed(row, _as_action_error(e, name, self.run.pk), attempt, clock)
+        self._close(row, RunStep.Status.SUCCEEDED, clock, output=output)
+        return output
+
+    def _close(self, row, status, clock, output=None, error=""):
+        RunStep.objects.filter(pk=row.pk).update(
+            status=status,
+            output=output,
+            error=error,
+            finished_at=timezone.now(),
+            duration_ms=int((time.monotonic() - clock) * 1000),
+        )
+
+    def _failed(self, row, error, attempt, clock, create=False):
+        retry = not error.permanent and attempt < MAX_STEP_ATTEMPTS
+        status = RunStep.Status.RETRYING if retry else RunStep.Status.FAILED
+        if create:
+            row.status, row.error = status, error.message
+            row.finished_at = timezone.now()
+            row.save()
+        else:
+            self._close(row, status, clock, error=error.message)
+        name = row.step_name
+        if retry:
+            delay = max(RETRY_DELAYS[attempt - 1], error.retry_after or 0)
+            raise Stop(f"Step {name!r} failed (attempt {attempt}): {error.message}", delay)
+        raise Stop(f"Step {name!r} failed: {error.message}")
+
+
+class DrySender:
+    """Send nothing; report what each step would send. Read-only steps fetch if `fetch_reads`."""
+
+    fetch_reads = True
+
+    def __init__(self):
+        self.report = None
+
+    def start(self, trigger_data, definition, matched, explanation):
+        self.report = {
+            "event": {
+                "id": trigger_data.get("id"),
+                "type": trigger_data.get("type"),
+                "created": trigger_data.get("created"),
+            },
+            "trigger_matches": definition["trigger"].get("kind") != "stripe_event"
+            or trigger_data.get("type") == definition["trigger"].get("event_type"),
+            "matched": matched,
+            "conditions": [{**c, "test": describe(c)} for c in explanation],
+            "steps": [],
+        }
+
+    def branch(self, step, context):
+        arm, detail = decide_branch(step, context)
+        self.report["steps"].append(
+            {"name": step["name"], "kind": "branch", "arm": arm, "conditions": detail}
+        )
+        return arm
+
+    def action(self, step, context):
+        entry = {
+            "name": step["name"],
+            "kind": step["kind"],
+            "label": "",
+            "request": None,
+            "output": None,
+            "sent": False,
+            "moves_money": False,
+            "error": "",
+        }
+        self.report["steps"].append(entry)
+        call = StepCall(idempotency_key=keys.preview_key(step["name"]))
+        try:
+            action, entry["request"] = prepare(step, context, call)
+            entry["label"] = str(action.label)
+            entry["moves_money"] = action.moves_money
+            if action.reads_only and self.fetch_reads:
+                entry["output"], entry["sent"] = action.send(entry["request"], call), True
+            else:
+                entry["output"] = action.dry_output(entry["request"])
+        except (RenderError, ActionError, UnknownAction) as e:
+            entry["error"] = str(e)
+            raise Stop(str(e)) from e
+        return entry["output"]
+
+
+class PreviewSender(DrySender):
+    """The editor's preview: nothing is written or sent, but reads really fetch."""
+
+    fetch_reads = True
+
+
+class RecordingSender(DrySender):
+    """Dry-runs and backtests: no request of any step is sent; each is recorded."""
+
+    fetch_reads = False

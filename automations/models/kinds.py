@@ -1,0 +1,10 @@
+"""Choices shared by workflows and runs."""
+
+from django.db import models
+
+
+class TriggerKind(models.TextChoices):
+    """What starts a run. Each kind is one module in automations/triggers/ of the same name."""
+
+    STRIPE_EVENT = "stripe_event", "Stripe event"
+    MANUAL = "manual", "Run on selected objects"

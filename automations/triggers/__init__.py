@@ -1,0 +1,97 @@
+"""What starts runs: a Trigger value, and `start_runs`, the one entry every kind goes through.
+
+Each kind of trigger is one module here named after its `TriggerKind` value (to add one:
+a module and a choice). A kind module provides:
+
+    COLUMNS              trigger dict key -> Workflow column, for rows <-> definition
+    PARAM                the key the editor's trigger menu sets
+    label                what staff call it
+    choices()            Django grouped choices of PARAM values, for the editor
+    validate(trigger)    [Problem] for the definition's trigger dict
+    fields(trigger)      the catalog fields `{{trigger.…}}` offers
+    describe(trigger)    a short name for messages ("charge.succeeded events")
+    candidates(trigger)  [(workflow id, version id, conditions)] a Trigger may start
+
+`start_runs` evaluates conditions on the trigger's data, creates one Run per matching
+workflow (the unique (workflow, trigger key) constraint makes a repeat start nothing),
+and queues each when the transaction commits.
+"""
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import import_module
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from automations.engine.conditions import matches
+from automations.engine.context import build_context
+from automations.models import Run, TriggerKind
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One occurrence of something that may start runs; plain values only."""
+
+    kind: str
+    key: str  # unique per workflow: the event id, or object + request for manual runs
+    data: dict = field(hash=False)  # the run's snapshot, event-shaped: {"data": {"object": …}}
+    label: str = ""
+    started_by: int | None = None  # a user id, when a person started it
+    workflow_id: int | None = None  # only this workflow (manual runs), else any that match
+
+
+@cache
+def kind(name):
+    """Return the module of a trigger kind, or None if there is no such kind."""
+    if name not in TriggerKind.values:
+        return None
+    return import_module(f"automations.triggers.{name}")
+
+
+def start_runs(trigger):
+    """Create and queue a run for each workflow this trigger starts; return their ids."""
+    from automations.tasks import queue_run
+
+    candidates = kind(trigger.kind).candidates(trigger)
+    if not candidates:
+        return []
+    context = build_context(trigger.data)
+    matched = [(w, v) for w, v, conditions in candidates if matches(conditions, context)[0]]
+    if not matched:
+        return []
+    # Redeliveries are common; finding their runs first keeps them out of the
+    # IntegrityError path (and PostgreSQL's error log). The constraint stays the guard.
+    existing = set(
+        Run.objects.filter(
+            workflow_id__in=[w for w, _ in matched], trigger_key=trigger.key
+        ).values_list("workflow_id", flat=True)
+    )
+    now = timezone.now()
+    started = []
+    for workflow_id, version_id in matched:
+        if workflow_id in existing:
+            continue
+        try:
+            with transaction.atomic():
+                run = Run.objects.create(
+                    workflow_id=workflow_id,
+                    version_id=version_id,
+                    trigger_kind=trigger.kind,
+                    trigger_key=trigger.key,
+                    event_type=str(trigger.data.get("type") or "")[:100],
+                    trigger_data=trigger.data,
+                    started_by_id=trigger.started_by,
+                    next_attempt_at=now,
+                )
+        except IntegrityError:
+            continue  # a repeat: this trigger already started this workflow
+        queue_run(run.pk)
+        started.append(run.pk)
+    return started
+
+
+def connect():
+    """Import the kinds that listen for signals (called from the app's ready())."""
+    for name in TriggerKind.values:
+        kind(name)

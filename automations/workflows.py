@@ -1,0 +1,469 @@
+"""The workflow service: every screen (admin, commands, API) calls this, never the other.
+
+It holds the business rules: validation on every entry (the one validator), the money
+policy on activation and manual runs, versions, previews and dry-runs through the one
+engine, retries, cancels and decisions on held runs, manual runs, and the inventory.
+Functions take and return plain values and rows; they never render words, except the
+change messages kept in Django's LogEntry.
+
+A `user` of None means a trusted caller (a management command, a migration): no
+permission is checked and nothing is logged.
+"""
+
+from datetime import timedelta
+
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from automations import catalog, definition, triggers
+from automations.engine import keys, runner
+from automations.engine.senders import PreviewSender, RecordingSender
+from automations.models import Run, RunStep, TriggerKind, Workflow, WorkflowVersion
+from automations.problems import InvalidDefinition
+from automations.tasks import queue_run
+from automations.triggers import manual
+
+__all__ = ["InvalidDefinition", "NotAllowed"]
+
+
+class NotAllowed(PermissionDenied):
+    """The user may not do this; `reason` is a code, `message` the words for it."""
+
+    def __init__(self, reason, message):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+REASONS = {
+    "activate_permission": _("You may not activate or pause workflows."),
+    "money_approver": _(
+        "This workflow moves money (it refunds or credits): an approver must activate it."
+    ),
+    "run_permission": _("You may not run workflows on selected objects."),
+    "money_run_approver": _(
+        "This workflow moves money (it refunds or credits): only an approver may run it."
+    ),
+    "not_manual": _("Only an active workflow run on selected objects can be started here."),
+}
+
+
+def _deny(reason):
+    raise NotAllowed(reason, str(REASONS[reason]))
+
+
+def _log(user, obj, message):
+    if user is None:
+        return
+    LogEntry.objects.log_actions(
+        user_id=user.pk,
+        queryset=[obj],
+        action_flag=CHANGE,
+        change_message=message,
+        single_object=True,
+    )
+
+
+# ------------------------------------------------------------------ drafts
+
+
+def draft(workflow):
+    """Return the definition of a workflow's draft (its editable rows)."""
+    return definition.snapshot(workflow)
+
+
+@transaction.atomic
+def create(data, owner=None, user=None):
+    """Create a draft workflow from a definition dict; raise InvalidDefinition."""
+    cleaned = definition.clean(data)
+    workflow = Workflow(owner=owner)
+    definition.write_rows(workflow, cleaned)
+    _log(user, workflow, "Created.")
+    return workflow
+
+
+@transaction.atomic
+def save_draft(workflow, data, user=None):
+    """Replace a workflow's draft with a definition dict; raise InvalidDefinition."""
+    cleaned = definition.clean(data)
+    definition.write_rows(workflow, cleaned)
+    return workflow
+
+
+def can_activate(user, data):
+    """Return (allowed, reason code) for activating a workflow with this definition."""
+    if user is None:
+        return True, ""
+    if not user.has_perm("automations.activate_workflow"):
+        return False, "activate_permission"
+    if definition.moves_money(data) and not user.has_perm("automations.approve_money_workflow"):
+        return False, "money_approver"
+    return True, ""
+
+
+def reason_text(reason):
+    return str(REASONS[reason]) if reason else ""
+
+
+def status(workflow, user=None):
+    """Return the state of a workflow's draft against its active version, as a plain dict."""
+    current = draft(workflow)
+    active = workflow.active_version.definition if workflow.active_version_id else None
+    cleaned, problems = definition.check(current)
+    allowed, reason = can_activate(user, current)
+    return {
+        "status": workflow.status,
+        "status_label": str(workflow.get_status_display()),
+        "active_version": workflow.active_version.number if active else None,
+        "unactivated_changes": active is not None and active != cleaned,
+        "problems": problems,
+        "moves_money": definition.moves_money(current),
+        "can_activate": allowed,
+        "activate_reason": reason,
+        "providers": definition.providers(current),
+    }
+
+
+# ------------------------------------------------------------------ versions
+
+
+@transaction.atomic
+def activate(workflow, user=None):
+    """Snapshot the draft into a new version (unless unchanged) and make it active.
+
+    Raises NotAllowed (the money policy) or InvalidDefinition.
+    """
+    workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    current = draft(workflow)
+    allowed, reason = can_activate(user, current)
+    if not allowed:
+        _deny(reason)
+    cleaned = definition.clean(current)
+    latest = workflow.versions.order_by("-number").first()
+    if latest is None or latest.definition != cleaned:
+        latest = WorkflowVersion.objects.create(
+            workflow=workflow,
+            number=(latest.number + 1) if latest else 1,
+            definition=cleaned,
+            created_by=user,
+        )
+    workflow.active_version = latest
+    workflow.status = Workflow.Status.ACTIVE
+    workflow.save(update_fields=["active_version", "status", "updated_at"])
+    _log(user, workflow, f"Activated version {latest.number}.")
+    return latest
+
+
+def pause(workflow, user=None):
+    """Stop new runs of a workflow; runs already started finish."""
+    if user is not None and not user.has_perm("automations.activate_workflow"):
+        _deny("activate_permission")
+    if workflow.status != Workflow.Status.ACTIVE:
+        return False
+    workflow.status = Workflow.Status.PAUSED
+    workflow.save(update_fields=["status", "updated_at"])
+    _log(user, workflow, "Paused.")
+    return True
+
+
+@transaction.atomic
+def restore(workflow, number, user=None):
+    """Make a version's definition the draft again; raise InvalidDefinition if it no
+    longer passes (a field or action Kanri has since dropped)."""
+    version = workflow.versions.get(number=number)
+    save_draft(workflow, {**version.definition, "name": workflow.name}, user)
+    _log(user, workflow, f"Draft restored from version {number}.")
+    return version
+
+
+def diff(old, new):
+    return definition.diff(old, new)
+
+
+def history(workflow):
+    """Return each version, newest first, with what changed, and the draft's changes."""
+    versions = list(workflow.versions.order_by("number").select_related("created_by"))
+    rows, previous = [], None
+    for version in versions:
+        rows.append(
+            {
+                "number": version.number,
+                "created_at": version.created_at,
+                "created_by": version.created_by.get_username() if version.created_by else "",
+                "active": version.pk == workflow.active_version_id,
+                "diff": diff(previous, version.definition),
+            }
+        )
+        previous = version.definition
+    log = (
+        LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(Workflow), object_id=str(workflow.pk)
+        )
+        .select_related("user")
+        .order_by("-action_time")[:50]
+    )
+    return {
+        "versions": list(reversed(rows)),
+        "unactivated": diff(previous, draft(workflow)) if versions else [],
+        "log": [
+            {
+                "when": e.action_time,
+                "who": e.user.get_username(),
+                "what": e.get_change_message() or str(e.get_action_flag_display()),
+            }
+            for e in log
+        ],
+    }
+
+
+# ------------------------------------------------------------------ previews and dry-runs
+
+
+def sample_subjects(workflow, limit=20):
+    """Return [(id, created)] of stored events or objects a draft can be previewed on."""
+    trigger = definition.trigger_of(workflow)
+    if trigger["kind"] == TriggerKind.MANUAL:
+        model = manual.model(trigger.get("object"))
+        if model is None:
+            return []
+        return list(model.objects.order_by("-created").values_list("id", "created")[:limit])
+    from djstripe.models import Event
+
+    return list(
+        Event.objects.filter(type=trigger.get("event_type"))
+        .order_by("-created")
+        .values_list("id", "created")[:limit]
+    )
+
+
+def subject_data(workflow, subject_id):
+    """Return the trigger data for previewing on a stored event or object, or None."""
+    trigger = definition.trigger_of(workflow)
+    if trigger["kind"] == TriggerKind.MANUAL:
+        objects = manual.load(trigger.get("object"), [subject_id])
+        if not objects:
+            return None
+        return manual.data_for(objects[0], trigger["object"])
+    from djstripe.models import Event
+
+    stored = Event.objects.filter(id=subject_id).first()
+    return stored.stripe_data if stored else None
+
+
+def preview(data, trigger_data, workflow_id=None):
+    """Return what a definition would do on a trigger's data: nothing sent, reads fetch."""
+    return runner.rehearse(
+        definition.clean(data), trigger_data, PreviewSender(), {"id": workflow_id}
+    )
+
+
+def dry_run(data, trigger_data, workflow_id=None):
+    """Return every request a definition would send on a trigger's data; nothing is sent."""
+    return runner.rehearse(
+        definition.clean(data), trigger_data, RecordingSender(), {"id": workflow_id}
+    )
+
+
+# ------------------------------------------------------------------ runs
+
+
+def retry(run_ids, user=None):
+    """Queue failed runs again (a person's decision); return how many.
+
+    Steps that succeeded stay done; the failed step gets one more attempt with the same
+    idempotency key, so a Stripe write that did happen is not repeated.
+    """
+    now = timezone.now()
+    count = 0
+    for run in Run.objects.filter(pk__in=run_ids, status=Run.Status.FAILED):
+        if Run.objects.filter(pk=run.pk, status=Run.Status.FAILED).update(
+            status=Run.Status.QUEUED, error="", finished_at=None, next_attempt_at=now, attempt=0
+        ):
+            queue_run(run.pk)
+            _log(user, run, "Retried.")
+            count += 1
+    return count
+
+
+def cancel(run_ids, user=None):
+    """Cancel runs that are waiting (queued, waiting to retry, or held); return how many."""
+    count = 0
+    for run in Run.objects.filter(pk__in=run_ids, status__in=Run.WAITING):
+        if Run.objects.filter(pk=run.pk, status__in=Run.WAITING).update(
+            status=Run.Status.CANCELLED, finished_at=timezone.now(), next_attempt_at=None
+        ):
+            _log(user, run, "Cancelled.")
+            count += 1
+    return count
+
+
+def decide(run, step_name, decision, user=None):
+    """Settle a step whose outcome is unknown: send it again, or skip it; queue the run.
+
+    Returns whether the decision was taken (False if the run no longer waits on it).
+    """
+    if decision not in RunStep.Decision.values:
+        raise ValueError(f"Unknown decision {decision!r}.")
+    if user is not None and not user.has_perm("automations.retry_run"):
+        raise NotAllowed("retry_permission", str(_("You may not decide held runs.")))
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().filter(pk=run.pk, status=Run.Status.HELD).first()
+        row = (
+            RunStep.objects.filter(
+                run=run, step_name=step_name, status=RunStep.Status.UNKNOWN, decision=""
+            )
+            .order_by("-pk")
+            .first()
+        )
+        if locked is None or row is None:
+            return False
+        row.decision, row.decided_by, row.decided_at = decision, user, timezone.now()
+        row.save(update_fields=["decision", "decided_by", "decided_at"])
+        Run.objects.filter(pk=run.pk).update(
+            status=Run.Status.QUEUED,
+            hold_reason="",
+            error="",
+            next_attempt_at=timezone.now(),
+            attempt=0,
+        )
+        queue_run(run.pk)
+    label = RunStep.Decision(decision).label
+    _log(user, run, f"Step {step_name}: {label}.")
+    return True
+
+
+def manual_workflows(object_name):
+    """Return the active workflows staff may run on this kind of Stripe object."""
+    return manual.workflows_for(object_name)
+
+
+def can_run(user, workflow):
+    """Return (allowed, reason code) for running a manual workflow on selected objects."""
+    if workflow.trigger_kind != TriggerKind.MANUAL or workflow.status != Workflow.Status.ACTIVE:
+        return False, "not_manual"
+    if user is None:
+        return True, ""
+    if not user.has_perm("automations.run_workflow"):
+        return False, "run_permission"
+    moves = definition.moves_money(workflow.active_version.definition)
+    if moves and not user.has_perm("automations.approve_money_workflow"):
+        return False, "money_run_approver"
+    return True, ""
+
+
+def rehearse_on(workflow, objects, limit=3):
+    """Return the dry-run of the active version on the first `limit` objects."""
+    version = workflow.active_version
+    return [
+        {
+            "object_id": obj["id"],
+            **runner.rehearse(
+                version.definition,
+                manual.data_for(obj, workflow.object_type),
+                RecordingSender(),
+                {"id": workflow.pk},
+            ),
+        }
+        for obj in objects[:limit]
+    ]
+
+
+def run_on(workflow, object_ids, user=None, token=None):
+    """Start one run of a manual workflow per object; return {started, not_started, missing}.
+
+    `token` names the confirmed request: the same token again starts nothing new, so a
+    resubmitted confirmation page is harmless. Raises NotAllowed.
+    """
+    workflow = Workflow.objects.select_related("active_version").get(pk=workflow.pk)
+    allowed, reason = can_run(user, workflow)
+    if not allowed:
+        _deny(reason)
+    token = token or keys.new_request_token()
+    objects = manual.load(workflow.object_type, object_ids)
+    found = {obj["id"] for obj in objects}
+    started = []
+    with transaction.atomic():
+        for obj in objects:
+            started += triggers.start_runs(
+                manual.trigger_for(
+                    workflow.pk, obj, workflow.object_type, token, user.pk if user else None
+                )
+            )
+    if started:
+        _log(user, workflow, f"Started {len(started)} run(s) on selected {workflow.object_type}s.")
+    return {
+        "started": started,
+        "not_started": len(objects) - len(started),
+        "missing": [i for i in object_ids if i not in found],
+        "token": token,
+    }
+
+
+# ------------------------------------------------------------------ inventory
+
+
+def inventory():
+    """Return one plain row per workflow: trigger, actions, systems, money, owner, health."""
+    since = timezone.now() - timedelta(days=30)
+    finished = Q(runs__created_at__gte=since, runs__status__in=Run.FINISHED)
+    workflows = list(
+        Workflow.objects.select_related("owner", "active_version")
+        .annotate(
+            last_run_at=Max("runs__created_at"),
+            finished_runs=Count("runs", filter=finished),
+            failed_runs=Count("runs", filter=finished & Q(runs__status=Run.Status.FAILED)),
+        )
+        .order_by("name")
+    )
+    last_status = dict(
+        Run.objects.filter(
+            pk__in=Run.objects.values("workflow").annotate(last=Max("pk")).values("last")
+        ).values_list("workflow_id", "status")
+    )
+    drafts = definition.snapshots(workflows)
+    rows = []
+    for workflow in workflows:
+        data = (
+            workflow.active_version.definition
+            if workflow.active_version_id
+            else drafts[workflow.pk]
+        )
+        finished_count = workflow.finished_runs
+        rows.append(
+            {
+                "id": workflow.pk,
+                "name": workflow.name,
+                "trigger": trigger_label(data["trigger"]),
+                "event_type": workflow.event_type,
+                "actions": definition.action_labels(data),
+                "providers": definition.providers(data),
+                "moves_money": definition.moves_money(data),
+                "owner": workflow.owner.get_username() if workflow.owner_id else "",
+                "status": str(workflow.get_status_display()),
+                "status_key": workflow.status,
+                "version": workflow.active_version.number if workflow.active_version_id else None,
+                "last_run_at": workflow.last_run_at,
+                "last_run_status": last_status.get(workflow.pk, ""),
+                "runs_30d": finished_count,
+                "failure_rate": (workflow.failed_runs / finished_count) if finished_count else None,
+            }
+        )
+    return rows
+
+
+def trigger_label(trigger):
+    """Return what staff call a trigger: "Payment intent succeeded", "Run on selected: Charges"."""
+    if trigger.get("kind") == TriggerKind.STRIPE_EVENT:
+        event_type = trigger.get("event_type") or ""
+        return catalog.EVENT_TYPES.get(event_type, {}).get("label", event_type)
+    kind = triggers.kind(trigger.get("kind"))
+    if kind is None:
+        return str(trigger.get("kind"))
+    if trigger.get("kind") == TriggerKind.MANUAL:
+        return f"{kind.label}: {manual.OBJECTS.get(trigger.get('object'), trigger.get('object'))}"
+    return str(kind.label)
