@@ -31,7 +31,7 @@ def retry_due_runs(limit=1000):
 
     Scheduled every minute. Each run is claimed with a conditional update, so two
     sweepers running at once never queue the same run twice. A run whose worker died
-    MAX_RUN_ATTEMPTS times fails instead, visibly. Returns how many it queued.
+    MAX_INTERRUPTIONS times fails instead, visibly. Returns how many it queued.
     """
     now = timezone.now()
     due = (
@@ -41,16 +41,22 @@ def retry_due_runs(limit=1000):
             | Q(status=Run.Status.QUEUED, next_attempt_at__lt=now - LOST_AFTER)
         )
         .order_by("next_attempt_at")
-        .values_list("pk", "status", "next_attempt_at", "lease_until", "attempt")[:limit]
+        .values_list("pk", "status", "next_attempt_at", "lease_until", "interruptions")[:limit]
     )
     queued = 0
-    for pk, status, next_attempt_at, lease_until, attempt in due:
-        if status == Run.Status.RUNNING and attempt >= runner.MAX_RUN_ATTEMPTS:
+    for pk, status, next_attempt_at, lease_until, interruptions in due:
+        died = status == Run.Status.RUNNING
+        if died and interruptions + 1 >= runner.MAX_INTERRUPTIONS:
             runner.fail_at_cap(pk, status)
             continue
         claimed = Run.objects.filter(
             pk=pk, status=status, next_attempt_at=next_attempt_at, lease_until=lease_until
-        ).update(status=Run.Status.QUEUED, next_attempt_at=now, lease_until=None)
+        ).update(
+            status=Run.Status.QUEUED,
+            next_attempt_at=now,
+            lease_until=None,
+            interruptions=interruptions + died,
+        )
         if claimed:
             queue_run(pk)
             queued += 1

@@ -282,7 +282,11 @@ def retry(run_ids, user=None):
     count = 0
     for run in Run.objects.filter(pk__in=run_ids, status=Run.Status.FAILED):
         if Run.objects.filter(pk=run.pk, status=Run.Status.FAILED).update(
-            status=Run.Status.QUEUED, error="", finished_at=None, next_attempt_at=now, attempt=0
+            status=Run.Status.QUEUED,
+            error="",
+            finished_at=None,
+            next_attempt_at=now,
+            interruptions=0,
         ):
             queue_run(run.pk)
             _log(user, run, "Retried.")
@@ -295,7 +299,10 @@ def cancel(run_ids, user=None):
     count = 0
     for run in Run.objects.filter(pk__in=run_ids, status__in=Run.WAITING):
         if Run.objects.filter(pk=run.pk, status__in=Run.WAITING).update(
-            status=Run.Status.CANCELLED, finished_at=timezone.now(), next_attempt_at=None
+            status=Run.Status.CANCELLED,
+            finished_at=timezone.now(),
+            next_attempt_at=None,
+            hold_reason="",
         ):
             _log(user, run, "Cancelled.")
             count += 1
@@ -329,7 +336,6 @@ def decide(run, step_name, decision, user=None):
             hold_reason="",
             error="",
             next_attempt_at=timezone.now(),
-            attempt=0,
         )
         queue_run(run.pk)
     label = RunStep.Decision(decision).label

@@ -63,7 +63,7 @@ def test_an_editor_builds_a2_previews_activates_and_sees_its_run(
     # An empty workflow on the trigger.
     page.goto(f"{live_server.url}/admin/automations/workflow/add/")
     page.fill("#id_name", "Tag VIP customers")
-    page.select_option("#id_event_type", "payment_intent.succeeded")
+    page.select_option("#id_trigger", "stripe_event:payment_intent.succeeded")
     page.click('input[name="_continue"]')
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
 
@@ -149,7 +149,7 @@ def test_a_validation_error_shows_next_to_the_field_in_the_browser(page, live_se
     log_in(page, live_server, "editor")
     page.goto(f"{live_server.url}/admin/automations/workflow/add/")
     page.fill("#id_name", "Refund small charges")
-    page.select_option("#id_event_type", "charge.succeeded")
+    page.select_option("#id_trigger", "stripe_event:charge.succeeded")
     add_step(page, 0, "refund", "stripe.create_refund")
     page.fill('input[name="steps-0-stripe_create_refund__charge"]', "{{trigger.data.object.id}}")
     page.click('input[name="_continue"]')

@@ -185,8 +185,8 @@ class StepFormBase(forms.ModelForm):
         self.fields["placement"].widget.choices = _arm_choices(branch_names, value)
         if instance.pk and instance.kind in ACTIONS:
             self._initial_config(instance.kind, instance.config or {})
-        elif not instance.pk:
-            self._initial_for_trigger(trigger or {})
+        elif not instance.pk and (trigger or {}).get("kind"):
+            self._initial_for_trigger(trigger)
         self.config = {}
 
     def _initial_config(self, kind, config):

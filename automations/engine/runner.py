@@ -13,10 +13,10 @@ So a preview, a backtest and a real run cannot disagree about what a workflow do
 Retry policy, decided here and nowhere else: a step whose action raises a transient
 ActionError is tried again after RETRY_DELAYS[attempt - 1] seconds (or the provider's
 Retry-After, if longer), at most MAX_STEP_ATTEMPTS times in all; a permanent error, an
-unknown reference or an unexpected exception fails the run at once. A run is taken by
-a worker at most MAX_RUN_ATTEMPTS times; past that it fails visibly (its worker kept
-dying), instead of being queued forever. Waiting runs are picked up by
-`automations.tasks.retry_due_runs` (scheduled every minute).
+unknown reference or an unexpected exception fails the run at once. A run whose worker
+dies MAX_INTERRUPTIONS times fails visibly instead of being queued forever; retries
+after provider errors do not count towards that (they are bounded per step). Waiting
+runs are picked up by `automations.tasks.retry_due_runs` (scheduled every minute).
 """
 
 from datetime import timedelta
@@ -32,7 +32,7 @@ from integrations.registry import get_action
 
 RETRY_DELAYS = (30, 120, 600, 1800)
 MAX_STEP_ATTEMPTS = len(RETRY_DELAYS) + 1
-MAX_RUN_ATTEMPTS = 15
+MAX_INTERRUPTIONS = 5
 # A run still "running" this long after a worker took it is presumed orphaned (the
 # worker died) and is queued again; django-q2's own timeout (60 s) is well inside it.
 LEASE = timedelta(minutes=5)
@@ -117,8 +117,6 @@ def execute(run_id, sender_class=None):
     if not claimed:
         return None
     run = Run.objects.select_related("version", "workflow").get(pk=run_id)
-    if run.attempt > MAX_RUN_ATTEMPTS:
-        return fail_at_cap(run.pk, Run.Status.RUNNING)
     if run.started_at is None:
         Run.objects.filter(pk=run_id).update(started_at=now)
     sender = (sender_class or LiveSender)(run)
@@ -163,7 +161,8 @@ def _finish(run, status, error):
 
 
 def fail_at_cap(run_id, status):
-    """Fail a run taken MAX_RUN_ATTEMPTS times (from `status`); return FAILED or None.
+    """Fail a run whose worker died MAX_INTERRUPTIONS times (from `status`); return FAILED
+    or None if the run had moved on.
 
     A step left open by a dead worker may or may not have been sent: it is closed as
     "outcome unknown", so nobody reads it as not done.
@@ -171,7 +170,8 @@ def fail_at_cap(run_id, status):
     now = timezone.now()
     failed = Run.objects.filter(pk=run_id, status=status).update(
         status=Run.Status.FAILED,
-        error=f"Stopped after {MAX_RUN_ATTEMPTS} attempts: the worker running it kept stopping.",
+        error=f"Stopped: the worker running it stopped {MAX_INTERRUPTIONS} times.",
+        interruptions=MAX_INTERRUPTIONS,
         finished_at=now,
         lease_until=None,
         next_attempt_at=None,

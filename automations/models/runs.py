@@ -50,6 +50,9 @@ class Run(models.Model):
     status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
     hold_reason = models.CharField(max_length=30, choices=HoldReason, blank=True)
     attempt = models.PositiveIntegerField(default=0, help_text="Times a worker took the run.")
+    interruptions = models.PositiveIntegerField(
+        default=0, help_text="Times the worker running it stopped mid-run (it died)."
+    )
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -88,7 +91,6 @@ class RunStep(models.Model):
         INTERRUPTED = "interrupted", _("Interrupted, tried again")
         # The worker stopped mid-send and the provider cannot deduplicate (Slack, email).
         UNKNOWN = "unknown", _("Outcome unknown")
-        SKIPPED = "skipped", _("Skipped by a person")
 
     class Decision(models.TextChoices):
         SEND_AGAIN = "send_again", _("Send again")

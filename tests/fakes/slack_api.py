@@ -35,6 +35,8 @@ class FakeSlack:
         self.server.server_close()
 
     def fail_next(self, error, status=200, headers=None, times=1):
+        """Answer the next `times` calls with a Slack error (`error` None: answer normally,
+        to script a sequence of failures and successes)."""
         with self.lock:
             self.failures.extend([(error, status, headers or {})] * times)
 
@@ -58,7 +60,7 @@ class FakeSlack:
                         {"method": method, "body": body, "auth": self.headers.get("Authorization")}
                     )
                     failure = fake.failures.pop(0) if fake.failures else None
-                if failure:
+                if failure and failure[0] is not None:
                     error, status, headers = failure
                     self._answer(status, {"ok": False, "error": error}, headers)
                 elif method == "chat.postMessage":

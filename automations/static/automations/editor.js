@@ -5,7 +5,7 @@
 (function () {
   "use strict";
 
-  var catalog = {};
+  var config = {};
 
   function $all(root, selector) {
     return Array.prototype.slice.call(root.querySelectorAll(selector));
@@ -61,7 +61,7 @@
         if (spec[1] < 0) forms[j].parentNode.insertBefore(form, forms[j]);
         else forms[j].parentNode.insertBefore(forms[j], form);
         renumber();
-        refreshReferences();
+        refreshAll();
       });
       bar.appendChild(button);
     });
@@ -118,44 +118,65 @@
     });
   }
 
-  /* --- the field catalog ------------------------------------------------------------ */
-  function eventType() {
-    var select = document.getElementById("id_event_type");
+  /* --- the field catalog, from the server ---------------------------------------
+   * The server answers what each step and each condition scope may reference, from the
+   * one catalog and the same tree walk the validator uses: the menus never offer a field
+   * the validator would refuse (such as a step inside a branch arm, after the branch). */
+  var references = { steps: {}, scopes: {} };
+  var pending = null;
+
+  function triggerValue() {
+    var select = document.getElementById("id_trigger");
     return select ? select.value : "";
   }
 
-  function triggerFields() {
-    var object = (catalog.event_objects || {})[eventType()];
-    var fields = (catalog.event_fields || []).slice();
-    ((catalog.object_fields || {})[object] || []).forEach(function (f) {
-      fields.push(["trigger.data.object." + f[0], f[1], f[2]]);
-    });
-    return fields;
+  function csrfToken() {
+    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
   }
 
-  function stepFields(untilForm) {
-    var fields = [];
-    var forms = stepForms();
-    for (var i = 0; i < forms.length; i++) {
-      if (forms[i] === untilForm) break;
-      if (isDeleted(forms[i])) continue;
-      var name = field(forms[i], "name");
-      var kind = field(forms[i], "kind");
-      if (!name || !name.value || !kind) continue;
-      ((catalog.outputs || {})[kind.value] || []).forEach(function (f) {
-        fields.push(["steps." + name.value + "." + f[0], name.value + ": " + f[1], f[2]]);
+  function draftSteps() {
+    return stepForms()
+      .filter(function (form) { return !isDeleted(form); })
+      .map(function (form) {
+        var value = function (name) { var f = field(form, name); return f ? f.value : ""; };
+        return {
+          key: form.id, name: value("name"), kind: value("kind"),
+          placement: value("placement"), position: value("position")
+        };
       });
-    }
-    return fields;
+  }
+
+  function fetchReferences() {
+    if (!config.referencesUrl) return;
+    if (pending) clearTimeout(pending);
+    pending = setTimeout(function () {
+      pending = null;
+      var body = JSON.stringify({ trigger: triggerValue(), steps: draftSteps() });
+      fetch(config.referencesUrl, {
+        method: "POST", credentials: "same-origin", body: body,
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() }
+      })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (answer) {
+          if (!answer) return;
+          references = answer;
+          refreshConditionFields();
+          refreshReferences();
+        });
+    }, 150);
   }
 
   function refreshConditionFields() {
-    var options = [["", "---------"]];
-    triggerFields().concat(stepFields(null)).forEach(function (f) {
-      options.push([f[0], f[1] + " (" + f[0] + ")"]);
-    });
     $all(document, 'select[name$="-field"]').forEach(function (select) {
-      if (select.closest("#conditions-group")) setOptions(select, options);
+      if (!select.closest("#conditions-group") || select.name.indexOf("__prefix__") !== -1) return;
+      var scope = document.querySelector(
+        'select[name="' + select.name.replace(/-field$/, "-scope") + '"]');
+      var scopes = references.scopes || {};
+      var fields = scopes[scope ? scope.value : ""] || scopes[""] || [];
+      var options = [["", "---------"]];
+      fields.forEach(function (f) { options.push([f[0], f[1] + " (" + f[0] + ")"]); });
+      setOptions(select, options);
     });
   }
 
@@ -169,10 +190,14 @@
     input.dispatchEvent(new Event("input", { bubbles: true }));
   }
 
-  function referenceOptions(form) {
+  function referenceOptions(form, input) {
     var options = [["", "Insert reference…"]];
-    triggerFields().concat(stepFields(form)).forEach(function (f) {
-      options.push(["{{" + f[0] + (f[2] === "money" ? " | money" : "") + "}}", f[1]]);
+    var amount = input.getAttribute("data-kanri-references") === "amount";
+    ((references.steps || {})[form.id] || []).forEach(function (f) {
+      // An amount field takes the raw integer; text shows money with its currency.
+      if (amount && f[2] !== "money" && f[2] !== "integer") return;
+      var filter = !amount && f[2] === "money" ? " | money" : "";
+      options.push(["{{" + f[0] + filter + "}}", f[1]]);
     });
     return options;
   }
@@ -192,7 +217,7 @@
         });
         input.insertAdjacentElement("afterend", helper);
       }
-      setOptions(helper, referenceOptions(form));
+      setOptions(helper, referenceOptions(form, input));
       helper.value = "";
     });
   }
@@ -205,6 +230,7 @@
     refreshBranches();
     refreshConditionFields();
     refreshReferences();
+    fetchReferences();
   }
 
   function setUp(form) {
@@ -214,15 +240,18 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    var data = document.getElementById("kanri-catalog");
-    catalog = data ? JSON.parse(data.textContent) || {} : {};
+    var data = document.getElementById("kanri-editor-config");
+    config = data ? { referencesUrl: data.dataset.referencesUrl } : {};
     stepForms().forEach(setUp);
     refreshAll();
     document.addEventListener("change", function (event) {
       var form = event.target.closest && event.target.closest("#steps-group .inline-related");
       if (form && /-kind$/.test(event.target.name)) showConfigFor(form);
-      if (event.target.id === "id_event_type" || /-(kind|name|DELETE)$/.test(event.target.name)) {
+      if (event.target.id === "id_trigger" ||
+          /-(kind|name|DELETE|placement)$/.test(event.target.name)) {
         refreshAll();
+      } else if (/-scope$/.test(event.target.name)) {
+        refreshConditionFields();
       }
     });
     document.addEventListener("formset:added", function (event) {
