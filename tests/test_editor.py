@@ -276,3 +276,35 @@ def test_a_step_name_that_cannot_be_referenced_is_an_error(client, editor):
             ]
         }
     ]
+
+
+def test_an_unknown_step_kind_posted_to_the_editor_is_an_error_next_to_the_kind(client, editor):
+    # Not a choice the page offers: what a stale page or a hand-made request would send.
+    steps = [{"name": "fax", "kind": "fax.send", "config": {}}]
+
+    response = client.post(ADD_URL, workflow_form(steps=steps))
+
+    assert response.status_code == 200
+    assert form_errors(response, "steps") == [{"kind": ["There is no step kind 'fax.send'."]}]
+    assert not Workflow.objects.exists()
+
+
+def test_a_dunder_reference_typed_in_the_editor_is_refused_next_to_its_field(client, editor):
+    steps = [
+        {
+            "name": "tell",
+            "kind": "slack.post_message",
+            "config": {"channel": "C0OPS", "text": "{{run.__class__}}"},
+        }
+    ]
+
+    response = client.post(ADD_URL, workflow_form(steps=steps))
+
+    assert form_errors(response, "steps") == [
+        {
+            "slack_post_message__text": [
+                "{{run.__class__}} is not allowed: names may not start with “_”."
+            ]
+        }
+    ]
+    assert not Workflow.objects.exists()
