@@ -130,8 +130,7 @@ def run_workflow_on_selected(modeladmin, request, queryset):
             ) % {"count": rest}
         return text
 
-    objects = [o for o in (obj.stripe_data or {} for obj in selected[:3])]
-    objects = [{**data, "id": obj.id} for data, obj in zip(objects, selected[:3], strict=True)]
+    objects = [{**(obj.stripe_data or {}), "id": obj.id} for obj in selected[:3]]
     return confirm_selected(
         modeladmin,
         request,

@@ -102,7 +102,7 @@ def rehearse(definition, trigger_data, sender, workflow=None):
     return sender.report
 
 
-def execute(run_id, sender_class=None):
+def execute(run_id):
     """Take a queued run and carry it as far as it can go. Return its status, or None if
     another worker has it or it is not queued."""
     from automations.engine.senders import LiveSender
@@ -119,7 +119,7 @@ def execute(run_id, sender_class=None):
     run = Run.objects.select_related("version", "workflow").get(pk=run_id)
     if run.started_at is None:
         Run.objects.filter(pk=run_id).update(started_at=now)
-    sender = (sender_class or LiveSender)(run)
+    sender = LiveSender(run)
     context = build_context(
         run.trigger_data,
         workflow={"id": run.workflow_id, "name": run.workflow.name},
