@@ -41,6 +41,10 @@ BRANCH = Step.BRANCH
 STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 CURRENCY = re.compile(r"^[a-z]{3}$")
 ARMS = ("then", "else")
+# Branches nest at most this deep, and a definition has at most this many steps: a hostile
+# import or API body is refused with a Problem instead of exhausting the stack.
+MAX_DEPTH = 20
+MAX_STEPS = 500
 
 
 # ------------------------------------------------------------------ the tree walker
@@ -201,6 +205,12 @@ def check(definition):
     steps = definition.get("steps") or []
     if not isinstance(steps, list):
         return definition, [*problems, Problem("steps", "steps_invalid")]
+    too_big = _too_big(steps)
+    if too_big:
+        return definition, [
+            *problems,
+            Problem("steps", too_big, {"depth": MAX_DEPTH, "count": MAX_STEPS}),
+        ]
     seen = set()
     cleaned_configs = {}
     for step, where, earlier in walk(steps):
@@ -210,6 +220,23 @@ def check(definition):
         problems += _check_step(step, where, earlier, trigger, seen, cleaned_configs)
     cleaned = {**definition, "steps": _rebuild(steps, "steps", cleaned_configs)}
     return cleaned, problems
+
+
+def _too_big(steps):
+    """Return a problem code if the step tree is too deep or too large (checked without
+    recursion, so the check itself cannot be made to overflow)."""
+    pending, count = [(steps, 1)], 0
+    while pending:
+        level, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            return "steps_too_deep"
+        for step in level if isinstance(level, list) else []:
+            count += 1
+            if count > MAX_STEPS:
+                return "steps_too_many"
+            if isinstance(step, dict) and step.get("kind") == BRANCH:
+                pending += [(step.get(arm) or [], depth + 1) for arm in ARMS]
+    return None
 
 
 def _rebuild(steps, where, configs):

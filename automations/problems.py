@@ -41,6 +41,8 @@ MESSAGES = {
     "object_required": _("Choose the kind of Stripe object this workflow runs on."),
     "object_unknown": _("Workflows cannot be run on %(object)r objects."),
     "steps_invalid": _("Steps must be a list."),
+    "steps_too_deep": _("Branches may be nested at most %(depth)d deep."),
+    "steps_too_many": _("A workflow may have at most %(count)d steps."),
     "step_invalid": _("A step must be an object with a name and a kind."),
     "step_name_invalid": _(
         "Use lower-case letters, digits and _, starting with a letter (it appears in references)."

@@ -330,3 +330,19 @@ def test_a_run_keeps_the_version_it_started_with(
     assert (first.version, second.version) == (v1, v2)
     assert WorkflowVersion.objects.get(pk=v1.pk).definition == definition_v1
     assert [m["Subject"] for _, _, m in smtp_server.messages][1] == "Changed"
+
+
+def test_a_hostile_definition_nested_thousands_deep_is_refused_not_crashed():
+    deep = {"name": "x", "kind": "slack.post_message", "config": {"channel": "C1", "text": "x"}}
+    for i in range(5000):
+        deep = {"name": f"b{i}", "kind": "branch", "conditions": [], "then": [deep], "else": []}
+    definition = {**tag_vip_customers(), "steps": [deep]}
+
+    assert located(definition) == [("steps", "steps_too_deep")]
+
+
+def test_a_definition_with_too_many_steps_is_refused():
+    step = {"name": "s", "kind": "slack.post_message", "config": {"channel": "C1", "text": "x"}}
+    definition = {**tag_vip_customers(), "steps": [step] * (definitions.MAX_STEPS + 1)}
+
+    assert located(definition) == [("steps", "steps_too_many")]

@@ -427,6 +427,15 @@ def order_steps(items):
             if name in ancestors or key in placed:
                 problems.append((key, _("A branch cannot be inside itself.")))
                 continue
+            if len(ancestors) >= definition.MAX_DEPTH:
+                problems.append(
+                    (
+                        key,
+                        _("Branches may be nested at most %(depth)d deep.")
+                        % {"depth": definition.MAX_DEPTH},
+                    )
+                )
+                continue
             placed.add(key)
             node = {"_key": key, "name": name, "kind": kind}
             if kind == BRANCH:
