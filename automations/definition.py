@@ -22,6 +22,7 @@ field catalog, so `{{trigger.data.object.amout}}` is refused wherever a definiti
 enters (the editor, templates, activation, restore, import, the API).
 """
 
+import copy
 import difflib
 import json
 import re
@@ -211,15 +212,30 @@ def check(definition):
             *problems,
             Problem("steps", too_big, {"depth": MAX_DEPTH, "count": MAX_STEPS}),
         ]
+    # Each step of a copy is checked and normalised in place as the one walker reaches it
+    # (it reads a branch's arms only after yielding the branch); the caller's dict is kept.
+    steps = copy.deepcopy(steps)
     seen = set()
-    cleaned_configs = {}
     for step, where, earlier in walk(steps):
         if not isinstance(step, dict):
             problems.append(Problem(where, "step_invalid"))
             continue
-        problems += _check_step(step, where, earlier, trigger, seen, cleaned_configs)
-    cleaned = {**definition, "steps": _rebuild(steps, "steps", cleaned_configs)}
-    return cleaned, problems
+        step_problems, config = _check_step(step, where, earlier, trigger, seen)
+        problems += step_problems
+        _normalise(step, config)
+    return {**definition, "steps": steps}, problems
+
+
+def _normalise(step, config):
+    """Keep only a step's own keys, with its cleaned config (or the raw one if invalid)."""
+    if step.get("kind") == BRANCH:
+        kept = {"conditions": step.get("conditions") or []}
+        kept.update({arm: step.get(arm) or [] for arm in ARMS})
+    else:
+        kept = {"config": config if config is not None else step.get("config") or {}}
+    kept = {"name": step.get("name"), "kind": step.get("kind"), **kept}
+    step.clear()
+    step.update(kept)
 
 
 def _too_big(steps):
@@ -239,35 +255,8 @@ def _too_big(steps):
     return None
 
 
-def _rebuild(steps, where, configs):
-    out = []
-    for index, step in enumerate(steps):
-        here = f"{where}.{index}"
-        if not isinstance(step, dict):
-            out.append(step)
-        elif step.get("kind") == BRANCH:
-            out.append(
-                {
-                    "name": step.get("name"),
-                    "kind": BRANCH,
-                    "conditions": step.get("conditions") or [],
-                    **{
-                        arm: _rebuild(step.get(arm) or [], f"{here}.{arm}", configs) for arm in ARMS
-                    },
-                }
-            )
-        else:
-            out.append(
-                {
-                    "name": step.get("name"),
-                    "kind": step.get("kind"),
-                    "config": configs.get(here, step.get("config") or {}),
-                }
-            )
-    return out
-
-
-def _check_step(step, where, earlier, trigger, seen, cleaned_configs):
+def _check_step(step, where, earlier, trigger, seen):
+    """Return (problems, cleaned config or None) for one step."""
     problems = []
     name, kind = step.get("name"), step.get("kind")
     if not isinstance(name, str) or not STEP_NAME.match(name):
@@ -283,32 +272,34 @@ def _check_step(step, where, earlier, trigger, seen, cleaned_configs):
         for arm in ARMS:
             if not isinstance(step.get(arm) or [], list):
                 problems.append(Problem(f"{where}.{arm}", "branch_arm_invalid"))
-        return problems
+        return problems, None
+    action_problems, config = _check_action(step, where, earlier, trigger)
+    return problems + action_problems, config
+
+
+def _check_action(step, where, earlier, trigger):
+    kind = step.get("kind")
     try:
         action = get_action(kind)
     except UnknownAction:
-        return [*problems, Problem(f"{where}.kind", "action_unknown", {"kind": kind})]
+        return [Problem(f"{where}.kind", "action_unknown", {"kind": kind})], None
     config = step.get("config") or {}
     if not isinstance(config, dict):
-        return [
-            *problems,
-            Problem(f"{where}.config", "config_invalid", {"message": "not an object"}),
-        ]
+        return [Problem(f"{where}.config", "config_invalid", {"message": "not an object"})], None
     errors, cleaned = action.check(config)
-    for field_name, messages in errors.items():
-        problems += [
-            Problem(f"{where}.config.{field_name}", "config_invalid", {"message": str(m)})
-            for m in messages
-        ]
     if errors:
-        return problems
-    cleaned_configs[where] = cleaned
+        return [
+            Problem(f"{where}.config.{field_name}", "config_invalid", {"message": str(m)})
+            for field_name, messages in errors.items()
+            for m in messages
+        ], None
     amounts = {n for n, f in action.form_class.base_fields.items() if isinstance(f, AmountField)}
+    problems = []
     for key, value in cleaned.items():
         problems += check_references(
             value, f"{where}.config.{key}", trigger, earlier, amount=key in amounts
         )
-    return problems
+    return problems, cleaned
 
 
 def check_references(value, where, trigger, earlier, *, amount=False):
