@@ -600,9 +600,17 @@ def field_type(path, trigger, steps):
     return None
 
 
-def reference_choices(trigger, steps):
-    """Return (path, label) pairs for inserting a reference: the trigger's, then each step's."""
+def fields_in_scope(trigger, steps):
+    """Return the fields a reference may use: the trigger's, then each step's outputs.
+
+    `steps` maps the names of steps certain to have run before it to their kinds.
+    """
     fields = fields_for(_as_trigger(trigger))
     for name, kind in steps.items():
         fields += step_fields(name, kind)
-    return [(field["path"], field["label"]) for field in fields]
+    return fields
+
+
+def reference_choices(trigger, steps):
+    """Return (path, label) pairs for inserting a reference: the trigger's, then each step's."""
+    return [(field["path"], field["label"]) for field in fields_in_scope(trigger, steps)]

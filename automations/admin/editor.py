@@ -451,13 +451,26 @@ def order_steps(items):
     return top, problems
 
 
-def locate(steps, where="steps"):
-    """Yield (node, where) for the nodes of an ordered step tree."""
-    for index, node in enumerate(steps):
-        here = f"{where}.{index}"
-        yield node, here
-        for arm in ("then", "else"):
-            yield from locate(node.get(arm) or [], f"{here}.{arm}")
+def references_for(trigger, items):
+    """Return what each step and condition scope may reference, for the editor's menus.
+
+    `items` is [(key, name, kind, placement, position)] in page order. The answer comes
+    from the one catalog and the one tree walker, so the menus offer exactly what the
+    validator accepts: never a step inside a branch arm to the steps after the branch.
+    """
+    tree, _problems = order_steps(items)
+    steps, scopes = {}, {"": _menu(trigger, {})}
+    for step, _where, earlier in definition.walk(tree):
+        steps[step["_key"]] = _menu(trigger, earlier)
+        if step["kind"] == BRANCH:
+            scopes[step["name"]] = steps[step["_key"]]
+    return {"steps": steps, "scopes": scopes}
+
+
+def _menu(trigger, earlier):
+    return [
+        [f["path"], str(f["label"]), f["type"]] for f in catalog.fields_in_scope(trigger, earlier)
+    ]
 
 
 class WorkflowEditor:
@@ -472,7 +485,6 @@ class WorkflowEditor:
         self.errors = []
         self.has_errors = False
         self.definition = None
-        self.placements = {}
         saved = list(workflow.steps.all()) if workflow.pk else []
         self.saved_branches = [s.name for s in saved if s.kind == BRANCH]
         steps = {s.name: s.kind for s in saved}
@@ -526,23 +538,14 @@ class WorkflowEditor:
         for key, text in problems:
             forms_by_key[key].add_error("placement", text)
         locations, branches = {}, {}
-        walked = {}
-        for node, where in locate(tree):
+        for node, where, earlier in definition.walk(tree):
             form = forms_by_key[node.pop("_key")]
             locations[where] = (form, "steps")
             if node["kind"] == BRANCH:
                 node["conditions"] = []
-                branches[node["name"]] = (node, where)
+                branches[node["name"]] = (node, where, earlier)
             else:
                 node["config"] = form.config
-            walked[where] = node
-        self.placements = {}
-        for position, (where, node) in enumerate(walked.items(), start=1):
-            parent_where = where.rsplit(".", 2)[0] if where.count(".") >= 3 else ""
-            parent = walked.get(parent_where, {}).get("name", "") if parent_where else ""
-            arm = where.rsplit(".", 2)[1] if parent else ""
-            self.placements[node["name"]] = (parent, arm, position)
-        earlier_of = {where: earlier for _s, where, earlier in definition.walk(tree)}
         groups = {}
         for form in condition_forms:
             scope = form.cleaned_data.get("scope") or ""
@@ -554,9 +557,9 @@ class WorkflowEditor:
             )
         conditions = []
         for scope, by_group in groups.items():
-            target = branches[scope][0]["conditions"] if scope else conditions
-            base = f"{branches[scope][1]}.conditions" if scope else "conditions"
-            earlier = earlier_of.get(branches[scope][1], {}) if scope else {}
+            branch, where, earlier = branches[scope] if scope else (None, "", {})
+            target = branch["conditions"] if branch else conditions
+            base = f"{where}.conditions" if branch else "conditions"
             for g, number in enumerate(sorted(by_group)):
                 group = []
                 for i, form in enumerate(by_group[number]):

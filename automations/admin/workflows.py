@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 
-from automations import catalog, definition, workflows
+from automations import definition, workflows
 from automations.admin.base import ReadOnlyAdmin, badge, page
 from automations.admin.editor import (
     ConditionForm,
@@ -26,9 +26,8 @@ from automations.admin.editor import (
     StepFormSet,
     WorkflowEditor,
     config_fieldsets,
-    locate,
-    order_steps,
     parse_trigger,
+    references_for,
     trigger_choices,
     trigger_value,
 )
@@ -37,6 +36,7 @@ from automations.problems import InvalidDefinition, message
 
 
 class WorkflowForm(forms.ModelForm):
+    # Not a model field: the service writes the trigger's columns with the rest of the draft.
     trigger = forms.ChoiceField(
         label=_("Trigger"),
         choices=trigger_choices,
@@ -51,10 +51,6 @@ class WorkflowForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial.setdefault("trigger", trigger_value(definition.trigger_of(self.instance)))
-
-    def save(self, commit=True):
-        # The trigger's columns are written with the rest of the draft by the service.
-        return super().save(commit)
 
 
 class ConditionInline(admin.TabularInline):
@@ -79,31 +75,6 @@ class StepInline(admin.StackedInline):
             (None, {"fields": [("name", "kind", "placement"), "position"]}),
             *config_fieldsets(),
         ]
-
-
-def references_for(trigger, items):
-    """Return what each step and condition scope may reference, for the editor's menus.
-
-    `items` is [(key, name, kind, placement, position)] in page order. The answer comes
-    from the one catalog and the one tree walker, so the menus offer exactly what the
-    validator accepts: never a step inside a branch arm to the steps after the branch.
-    """
-    tree, _problems = order_steps(items)
-    keys = {id(node): node.pop("_key") for node, _where in locate(tree)}
-    by_where = {where: node for node, where in locate(tree)}
-    steps, scopes = {}, {"": _fields(trigger, {})}
-    for step, where, earlier in definition.walk(tree):
-        steps[keys[id(by_where[where])]] = _fields(trigger, earlier)
-        if step.get("kind") == Step.BRANCH:
-            scopes[step["name"]] = _fields(trigger, earlier)
-    return {"steps": steps, "scopes": scopes}
-
-
-def _fields(trigger, earlier):
-    fields = catalog.fields_for(trigger)
-    for name, kind in earlier.items():
-        fields = fields + catalog.fields_of(name, kind)
-    return [[f["path"], str(f["label"]), f["type"]] for f in fields]
 
 
 @admin.register(Workflow)
