@@ -20,7 +20,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from automations import catalog, definition, triggers
+from automations import definition, triggers
 from automations.engine import keys, runner
 from automations.engine.senders import PreviewSender, RecordingSender
 from automations.models import Run, RunStep, TriggerKind, Workflow, WorkflowVersion
@@ -224,49 +224,38 @@ def history(workflow):
 # ------------------------------------------------------------------ previews and dry-runs
 
 
+def _kind(trigger):
+    return triggers.kind(trigger.get("kind"))
+
+
 def sample_subjects(workflow, limit=20):
     """Return [(id, created)] of stored events or objects a draft can be previewed on."""
     trigger = definition.trigger_of(workflow)
-    if trigger["kind"] == TriggerKind.MANUAL:
-        model = manual.model(trigger.get("object"))
-        if model is None:
-            return []
-        return list(model.objects.order_by("-created").values_list("id", "created")[:limit])
-    from djstripe.models import Event
-
-    return list(
-        Event.objects.filter(type=trigger.get("event_type"))
-        .order_by("-created")
-        .values_list("id", "created")[:limit]
-    )
+    return _kind(trigger).samples(trigger, limit)
 
 
 def subject_data(workflow, subject_id):
     """Return the trigger data for previewing on a stored event or object, or None."""
     trigger = definition.trigger_of(workflow)
-    if trigger["kind"] == TriggerKind.MANUAL:
-        objects = manual.load(trigger.get("object"), [subject_id])
-        if not objects:
-            return None
-        return manual.data_for(objects[0], trigger["object"])
-    from djstripe.models import Event
+    return _kind(trigger).sample(trigger, subject_id)
 
-    stored = Event.objects.filter(id=subject_id).first()
-    return stored.stripe_data if stored else None
+
+def _rehearse(cleaned, trigger_data, sender, workflow_id):
+    report = runner.rehearse(cleaned, trigger_data, sender, {"id": workflow_id})
+    report["trigger_matches"] = _kind(cleaned["trigger"]).starts_on(
+        cleaned["trigger"], trigger_data
+    )
+    return report
 
 
 def preview(data, trigger_data, workflow_id=None):
     """Return what a definition would do on a trigger's data: nothing sent, reads fetch."""
-    return runner.rehearse(
-        definition.clean(data), trigger_data, PreviewSender(), {"id": workflow_id}
-    )
+    return _rehearse(definition.clean(data), trigger_data, PreviewSender(), workflow_id)
 
 
 def dry_run(data, trigger_data, workflow_id=None):
     """Return every request a definition would send on a trigger's data; nothing is sent."""
-    return runner.rehearse(
-        definition.clean(data), trigger_data, RecordingSender(), {"id": workflow_id}
-    )
+    return _rehearse(definition.clean(data), trigger_data, RecordingSender(), workflow_id)
 
 
 # ------------------------------------------------------------------ runs
@@ -368,11 +357,11 @@ def rehearse_on(workflow, objects, limit=3):
     return [
         {
             "object_id": obj["id"],
-            **runner.rehearse(
+            **_rehearse(
                 version.definition,
                 manual.data_for(obj, workflow.object_type),
                 RecordingSender(),
-                {"id": workflow.pk},
+                workflow.pk,
             ),
         }
         for obj in objects[:limit]
@@ -464,12 +453,5 @@ def inventory():
 
 def trigger_label(trigger):
     """Return what staff call a trigger: "Payment intent succeeded", "Run on selected: Charges"."""
-    if trigger.get("kind") == TriggerKind.STRIPE_EVENT:
-        event_type = trigger.get("event_type") or ""
-        return catalog.EVENT_TYPES.get(event_type, {}).get("label", event_type)
-    kind = triggers.kind(trigger.get("kind"))
-    if kind is None:
-        return str(trigger.get("kind"))
-    if trigger.get("kind") == TriggerKind.MANUAL:
-        return f"{kind.label}: {manual.OBJECTS.get(trigger.get('object'), trigger.get('object'))}"
-    return str(kind.label)
+    kind = _kind(trigger)
+    return kind.title(trigger) if kind else str(trigger.get("kind"))

@@ -70,8 +70,7 @@ def trigger_choices():
     for name in TriggerKind.values:
         kind = triggers.kind(name)
         for group, options in kind.choices():
-            label = f"{kind.label}: {group}" if name == TriggerKind.STRIPE_EVENT else group
-            choices.append((label, [(f"{name}:{value}", text) for value, text in options]))
+            choices.append((group, [(f"{name}:{value}", text) for value, text in options]))
     return choices
 
 

@@ -181,8 +181,6 @@ class DrySender:
                 "type": trigger_data.get("type"),
                 "created": trigger_data.get("created"),
             },
-            "trigger_matches": definition["trigger"].get("kind") != "stripe_event"
-            or trigger_data.get("type") == definition["trigger"].get("event_type"),
             "matched": matched,
             "conditions": [{**c, "test": describe(c)} for c in explanation],
             "steps": [],

@@ -10,6 +10,10 @@ a module and a choice). A kind module provides:
     validate(trigger)    [Problem] for the definition's trigger dict
     fields(trigger)      the catalog fields `{{trigger.…}}` offers
     describe(trigger)    a short name for messages ("charge.succeeded events")
+    title(trigger)       what staff call it ("Payment intent succeeded")
+    starts_on(trigger, data)  whether this trigger would start on a Trigger's data
+    samples(trigger, limit)   [(id, created)] of stored events or objects to preview on
+    sample(trigger, id)  the Trigger data of one of them, or None
     candidates(trigger)  [(workflow id, version id, conditions)] a Trigger may start
 
 `start_runs` evaluates conditions on the trigger's data, creates one Run per matching

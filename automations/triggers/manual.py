@@ -48,6 +48,26 @@ def describe(trigger):
     return f"{trigger.get('object')} objects"
 
 
+def title(trigger):
+    return f"{label}: {OBJECTS.get(trigger.get('object'), trigger.get('object'))}"
+
+
+def starts_on(trigger, data):
+    return data.get("data", {}).get("object", {}).get("object") == trigger.get("object")
+
+
+def samples(trigger, limit):
+    found = model(trigger.get("object"))
+    if found is None:
+        return []
+    return list(found.objects.order_by("-created").values_list("id", "created")[:limit])
+
+
+def sample(trigger, subject_id):
+    objects = load(trigger.get("object"), [subject_id])
+    return data_for(objects[0], trigger["object"]) if objects else None
+
+
 def workflows_for(object_name):
     """Return the active manual workflows for one kind of object, as plain dicts."""
     return [

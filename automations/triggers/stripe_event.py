@@ -12,6 +12,7 @@ import time
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
+from djstripe.models import Event
 
 from automations import catalog
 from automations.engine import keys
@@ -29,7 +30,29 @@ INDEX_TTL = 1.0
 
 
 def choices():
-    return catalog.event_type_choices()
+    return [(f"{label}: {group}", options) for group, options in catalog.event_type_choices()]
+
+
+def title(trigger):
+    event_type = trigger.get("event_type") or ""
+    return str(catalog.EVENT_TYPES.get(event_type, {}).get("label", event_type))
+
+
+def starts_on(trigger, data):
+    return data.get("type") == trigger.get("event_type")
+
+
+def samples(trigger, limit):
+    return list(
+        Event.objects.filter(type=trigger.get("event_type"))
+        .order_by("-created")
+        .values_list("id", "created")[:limit]
+    )
+
+
+def sample(trigger, subject_id):
+    stored = Event.objects.filter(id=subject_id).first()
+    return stored.stripe_data if stored else None
 
 
 def validate(trigger):
