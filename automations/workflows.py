@@ -50,6 +50,7 @@ REASONS = {
         "This workflow moves money (it refunds or credits): only an approver may run it."
     ),
     "not_manual": _("Only an active workflow run on selected objects can be started here."),
+    "retry_permission": _("You may not decide held runs."),
 }
 
 
@@ -306,7 +307,7 @@ def decide(run, step_name, decision, user=None):
     if decision not in RunStep.Decision.values:
         raise ValueError(f"Unknown decision {decision!r}.")
     if user is not None and not user.has_perm("automations.retry_run"):
-        raise NotAllowed("retry_permission", str(_("You may not decide held runs.")))
+        _deny("retry_permission")
     with transaction.atomic():
         locked = Run.objects.select_for_update().filter(pk=run.pk, status=Run.Status.HELD).first()
         row = (

@@ -14,6 +14,7 @@ from automations import workflows
 from automations.admin.base import page
 from automations.engine import keys
 from automations.models import Workflow
+from automations.money import format_money
 
 TEMPLATE = "admin/kanri/confirm_selected.html"
 
@@ -67,8 +68,6 @@ def _object_row(obj):
     data = obj.stripe_data or {}
     detail = []
     if isinstance(data.get("amount"), int) and data.get("currency"):
-        from automations.money import format_money
-
         detail.append(format_money(data["amount"], data["currency"]))
     for key in ("status", "email", "name"):
         if data.get(key):
