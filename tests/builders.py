@@ -36,6 +36,19 @@ def event(event_type, obj, **kwargs):
     return build_event(event_type, obj, **kwargs)
 
 
+def stored_event(payload):
+    """A dj-stripe Event row as the sync leaves it (what previews read)."""
+    from djstripe.models import Event
+
+    return Event.objects.create(
+        id=payload["id"],
+        type=payload["type"],
+        livemode=False,
+        data=payload["data"],
+        stripe_data=payload,
+    )
+
+
 def random_id(prefix):
     return f"{prefix}_{secrets.token_hex(8)}"
 

@@ -2,7 +2,6 @@
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from djstripe.models import Event
 
 from automations.models import Run, RunStep, Workflow
 from automations.templates import refund_early_fraud_warnings, tag_vip_customers
@@ -15,20 +14,10 @@ from tests.builders import (
     early_fraud_warning,
     event,
     payment_intent_dict,
+    stored_event,
 )
 
 WF = "/admin/automations/workflow"
-
-
-def stored_event(payload):
-    """A dj-stripe Event row as the sync leaves it (the preview's source)."""
-    return Event.objects.create(
-        id=payload["id"],
-        type=payload["type"],
-        livemode=False,
-        data=payload["data"],
-        stripe_data=payload,
-    )
 
 
 def login(client, role):

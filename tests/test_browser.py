@@ -4,13 +4,12 @@ event, activates it, and sees the run a signed webhook starts."""
 import re
 
 import pytest
-from djstripe.models import Event
 from playwright.sync_api import expect
 
 from automations.models import Run, Workflow
 from integrations.stripe_events import post_event
 from tests.admin_helpers import staff_user
-from tests.builders import create_customer, create_payment_intent, event
+from tests.builders import create_customer, create_payment_intent, event, stored_event
 from tests.conftest import WEBHOOK_SECRET
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -51,13 +50,7 @@ def test_an_editor_builds_a2_previews_activates_and_sees_its_run(
     customer = create_customer(email="vip@example.test")
     intent = create_payment_intent(amount=250000, currency="usd", customer=customer["id"])
     stored = event("payment_intent.succeeded", intent)
-    Event.objects.create(
-        id=stored["id"],
-        type=stored["type"],
-        livemode=False,
-        data=stored["data"],
-        stripe_data=stored,
-    )
+    stored_event(stored)
     log_in(page, live_server, "editor")
 
     # An empty workflow on the trigger.

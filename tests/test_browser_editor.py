@@ -3,7 +3,7 @@ does: the preview's chosen event, the reference picker in amounts, saving A3 twi
 branch outputs, and "Run workflow on selected…" on a Stripe list."""
 
 import pytest
-from djstripe.models import Charge, Event
+from djstripe.models import Charge
 from playwright.sync_api import expect
 
 from automations import templates, workflows
@@ -11,35 +11,32 @@ from automations.models import Run, Workflow
 from integrations.stripe_client import get_client
 from integrations.stripe_events import as_dict
 from tests.admin_helpers import staff_user
-from tests.builders import create_payment_intent, create_workflow, event, payment_intent_dict
+from tests.builders import (
+    create_payment_intent,
+    create_workflow,
+    event,
+    payment_intent_dict,
+    stored_event,
+)
 from tests.test_browser import add_step, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def store(stripe_event):
-    Event.objects.create(
-        id=stripe_event["id"],
-        type=stripe_event["type"],
-        livemode=False,
-        data=stripe_event["data"],
-        stripe_data=stripe_event,
-    )
-    return stripe_event
-
-
 def test_preview_uses_the_event_chosen_in_the_menu(page, live_server, screenshots):
     staff_user("editor")
     workflow = create_workflow(templates.personalise_large_orders(team="ops@example.test"))
-    older = store(event("payment_intent.succeeded", payment_intent_dict(150000, "usd"), created=1))
-    store(event("payment_intent.succeeded", payment_intent_dict(500, "usd"), created=2))
+    older = stored_event(
+        event("payment_intent.succeeded", payment_intent_dict(150000, "usd"), created=1)
+    )
+    stored_event(event("payment_intent.succeeded", payment_intent_dict(500, "usd"), created=2))
     log_in(page, live_server, "editor")
 
     page.goto(f"{live_server.url}/admin/automations/workflow/{workflow.pk}/preview/")
-    page.select_option("#id_event", older["id"])
+    page.select_option("#id_event", older.id)
     page.click("input[type=submit][value=Preview]")
 
-    expect(page.locator("h2").first).to_contain_text(older["id"])
+    expect(page.locator("h2").first).to_contain_text(older.id)
     expect(page.locator("#kanri-preview-verdict")).to_have_text(
         "The conditions match: a run would start."
     )
