@@ -310,11 +310,10 @@ def check_references(value, where, trigger, earlier, *, amount=False):
         if "{{" in stripped or "}}" in stripped:
             problems.append(Problem(where, "reference_unbalanced", {"text": text[:200]}))
         for path, filter_name in parse(text):
-            problem = reference_problem(path, where, trigger, earlier)
+            problem, field_type = resolve(path, where, trigger, earlier)
             if problem:
                 problems.append(problem)
                 continue
-            field_type = catalog.field_type(path, trigger, earlier)
             if filter_name is not None and filter_name not in FILTERS:
                 problems.append(
                     Problem(where, "filter_unknown", {"filter": filter_name, "path": path})
@@ -326,22 +325,26 @@ def check_references(value, where, trigger, earlier, *, amount=False):
     return problems
 
 
-def reference_problem(path, where, trigger, earlier):
-    """Return the Problem with one reference path (grammar, step order, catalog), or None."""
+def resolve(path, where, trigger, earlier):
+    """Return (Problem or None, field type) for one reference path: its grammar, step
+    order and catalog entry, looked up once."""
     broken = path_problem(path)
     if broken:
-        return Problem(where, broken[0], broken[1])
+        return Problem(where, broken[0], broken[1]), None
     parts = path.split(".")
+    if parts[0] == "steps" and (len(parts) < 3 or parts[1] not in earlier):
+        return Problem(where, "reference_step_unknown", {"path": path, "step": parts[1]}), None
+    field_type = catalog.field_type(path, trigger, earlier)
+    if field_type is not None:
+        return None, field_type
     if parts[0] == "steps":
-        if len(parts) < 3 or parts[1] not in earlier:
-            return Problem(where, "reference_step_unknown", {"path": path, "step": parts[1]})
-        if catalog.field_type(path, trigger, earlier) is None:
-            output = ".".join(parts[2:])
-            return Problem(where, "reference_output_unknown", {"step": parts[1], "output": output})
-        return None
-    if catalog.field_type(path, trigger, earlier) is None:
-        return Problem(where, "reference_field_unknown", {"path": path, "source": _source(trigger)})
-    return None
+        output = ".".join(parts[2:])
+        return Problem(
+            where, "reference_output_unknown", {"step": parts[1], "output": output}
+        ), None
+    return Problem(
+        where, "reference_field_unknown", {"path": path, "source": _source(trigger)}
+    ), None
 
 
 def _source(trigger):
@@ -372,10 +375,9 @@ def _check_condition(condition, here, trigger, earlier):
     value, currency = condition.get("value"), condition.get("currency") or ""
     if not isinstance(field_path, str) or not field_path:
         return [Problem(f"{here}.field", "condition_field_required")]
-    problem = reference_problem(field_path, f"{here}.field", trigger, earlier)
+    problem, field_type = resolve(field_path, f"{here}.field", trigger, earlier)
     if problem:
         return [problem]
-    field_type = catalog.field_type(field_path, trigger, earlier)
     if op not in OPERATORS:
         return [Problem(f"{here}.op", "operator_unknown", {"op": op})]
     if op not in catalog.OPERATORS_BY_TYPE.get(field_type, OPERATORS):
