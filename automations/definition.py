@@ -121,7 +121,12 @@ def trigger_of(workflow):
     """Return the trigger dict of a workflow row."""
     kind = triggers.kind(workflow.trigger_kind)
     columns = kind.COLUMNS if kind else {}
-    return {"kind": workflow.trigger_kind, **{k: getattr(workflow, c) for k, c in columns.items()}}
+    options = workflow.trigger_options or {}
+    return {
+        "kind": workflow.trigger_kind,
+        **{k: getattr(workflow, c) for k, c in columns.items()},
+        **{k: options[k] for k in getattr(kind, "OPTIONS", ()) if k in options},
+    }
 
 
 def snapshot(workflow):
@@ -161,6 +166,8 @@ def snapshots(workflows):
             "trigger": trigger_of(w),
             "conditions": _groups(by_step.get((w.pk, None), [])),
             "steps": tree(w.pk, None, ""),
+            # Only when set, so versions made before caps existed still equal their draft.
+            **({"limits": w.limits} if w.limits else {}),
         }
         for w in workflows
     }
@@ -422,6 +429,12 @@ def write_rows(workflow, definition):
     workflow.trigger_kind = definition["trigger"]["kind"]
     for key, column in kind.COLUMNS.items():
         setattr(workflow, column, definition["trigger"].get(key) or "")
+    workflow.trigger_options = {
+        key: definition["trigger"][key]
+        for key in getattr(kind, "OPTIONS", ())
+        if definition["trigger"].get(key) not in (None, "")
+    }
+    workflow.limits = definition.get("limits") or {}
     workflow.name = definition.get("name") or workflow.name
     workflow.description = definition.get("description") or ""
     workflow.save()

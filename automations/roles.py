@@ -1,9 +1,10 @@
 """Kanri's three roles as Django groups, kept in step with the code after every migrate.
 
-viewer   reads runs, the inventory and workflows;
+viewer   reads runs, the inventory, workflows and Stripe data; keeps saved filters;
 editor   also edits, activates and pauses workflows, runs manual ones on selected Stripe
          objects, and retries, cancels or decides held runs;
-approver also activates, and runs on selected objects, workflows that move money.
+approver also activates, and runs on selected objects, workflows that move money, and
+         approves or rejects runs held above a money cap.
 """
 
 from django.contrib.auth.models import Group, Permission
@@ -19,13 +20,24 @@ _VIEW = [
     "automations.view_runstep",
     "automations.view_condition",
     "automations.view_step",
+    "automations.view_batch",
+    "automations.view_approval",
+    # Everyone keeps their own saved filters (sharing one is the owner's choice).
+    "automations.view_savedfilter",
+    "automations.add_savedfilter",
+    "automations.change_savedfilter",
+    "automations.delete_savedfilter",
     # The Stripe data staff read, and run manual workflows on.
     "djstripe.view_charge",
     "djstripe.view_paymentintent",
     "djstripe.view_customer",
     "djstripe.view_subscription",
     "djstripe.view_invoice",
+    "djstripe.view_refund",
+    "djstripe.view_dispute",
+    "djstripe.view_earlyfraudwarning",
     "djstripe.view_event",
+    "djstripe.view_webhookeventtrigger",
 ]
 _EDIT = [
     "automations.add_workflow",
@@ -41,7 +53,7 @@ _EDIT = [
     "automations.retry_run",
     "automations.run_workflow",
 ]
-_APPROVE = ["automations.approve_money_workflow"]
+_APPROVE = ["automations.approve_money_workflow", "automations.approve_run"]
 
 ROLES = {
     VIEWER: _VIEW,

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "djstripe",
     "django_q",
+    "more_admin_filters",  # multi-select list filters that keep `__in` in the URL
+    "rangefilter",  # date range list filters
     "integrations",
     "automations",
 ]

@@ -1,5 +1,17 @@
+from automations.models.filters import SavedFilter
 from automations.models.kinds import TriggerKind
-from automations.models.runs import Run, RunStep
+from automations.models.runs import Approval, Batch, Run, RunStep
 from automations.models.workflows import Condition, Step, Workflow, WorkflowVersion
 
-__all__ = ["Condition", "Run", "RunStep", "Step", "TriggerKind", "Workflow", "WorkflowVersion"]
+__all__ = [
+    "Approval",
+    "Batch",
+    "Condition",
+    "Run",
+    "RunStep",
+    "SavedFilter",
+    "Step",
+    "TriggerKind",
+    "Workflow",
+    "WorkflowVersion",
+]

@@ -8,3 +8,4 @@ class TriggerKind(models.TextChoices):
 
     STRIPE_EVENT = "stripe_event", "Stripe event"
     MANUAL = "manual", "Run on selected objects"
+    SCHEDULE = "schedule", "On a schedule"

@@ -23,6 +23,7 @@ class Run(models.Model):
 
     class HoldReason(models.TextChoices):
         OUTCOME_UNKNOWN = "outcome_unknown", _("A step's outcome is unknown")
+        APPROVAL = "approval", _("Waiting for approval: above a money cap")
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
     WAITING = (Status.QUEUED, Status.RETRYING, Status.HELD)
@@ -46,6 +47,14 @@ class Run(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text="The person who started the run, for manual runs.",
+    )
+    batch = models.ForeignKey(
+        "Batch",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        help_text="The bulk request (run on selected, a CSV of ids) that started it.",
     )
     status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
     hold_reason = models.CharField(max_length=30, choices=HoldReason, blank=True)
@@ -108,6 +117,9 @@ class RunStep(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
+    # What a money-moving step moves (minor units), counted against the workflow's caps.
+    amount = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
     decision = models.CharField(max_length=12, choices=Decision, blank=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -116,7 +128,67 @@ class RunStep(models.Model):
 
     class Meta:
         ordering = ["run", "started_at", "pk"]
-        indexes = [models.Index(fields=["run", "step_name"])]
+        indexes = [
+            models.Index(fields=["run", "step_name"]),
+            models.Index(fields=["currency", "started_at"]),
+        ]
 
     def __str__(self):
         return f"{self.step_name} #{self.attempt}: {self.status}"
+
+
+class Batch(models.Model):
+    """One bulk request: a workflow run on many selected objects (the admin, a CSV of ids).
+
+    `items` keeps, per object asked for, what happened when it was submitted: the run it
+    started, or why none started (a code and its parameters). Its report joins the runs.
+    """
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="batches")
+    token = models.CharField(max_length=64, unique=True)
+    object_type = models.CharField(max_length=40)
+    items = models.JSONField(default=list)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "batches"
+
+    def __str__(self):
+        return f"Batch {self.pk} of {self.workflow_id}"
+
+
+class Approval(models.Model):
+    """A run held above a money cap, and the approver's decision on it (the audit)."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    step_name = models.CharField(max_length=50)
+    # What the step would move and which caps it passes: codes and amounts, not sentences.
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    exceeded = models.JSONField(
+        default=list, help_text='[{"cap": "per_day", "limit": 200000, "total": 250000}]'
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    decision = models.CharField(max_length=10, choices=Decision, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        permissions = [("approve_run", "Can approve runs held above a money cap")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step_name"], name="one_approval_per_step")
+        ]
+
+    def __str__(self):
+        return f"Approval of {self.step_name} in run {self.run_id}"

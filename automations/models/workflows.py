@@ -36,6 +36,23 @@ class Workflow(models.Model):
         blank=True,
         help_text="The Stripe objects staff may run a manual workflow on (e.g. charge).",
     )
+    # The trigger's other settings (a schedule's cron, time zone, saved filter, mode): the
+    # keys a trigger kind lists in OPTIONS, kept as the definition has them.
+    trigger_options = models.JSONField(default=dict, blank=True)
+    limits = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Money caps per currency, in minor units: "
+        '{"per_run": {"usd": 50000}, "per_day": {"usd": 200000}}.',
+    )
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who last saved the draft; they may not approve its held runs.",
+    )
     active_version = models.ForeignKey(
         "WorkflowVersion",
         null=True,

@@ -4,6 +4,7 @@ Each kind of trigger is one module here named after its `TriggerKind` value (to 
 a module and a choice). A kind module provides:
 
     COLUMNS              trigger dict key -> Workflow column, for rows <-> definition
+    OPTIONS              (optional) other trigger dict keys, kept in Workflow.trigger_options
     PARAM                the key the editor's trigger menu sets
     label                what staff call it
     choices()            Django grouped choices of PARAM values, for the editor
