@@ -22,8 +22,10 @@ from django.utils.translation import gettext_lazy as _
 
 from automations import definition, triggers
 from automations.engine import keys, runner
+from automations.engine.conditions import describe, matches
+from automations.engine.context import build_context
 from automations.engine.senders import PreviewSender, RecordingSender
-from automations.models import Run, RunStep, TriggerKind, Workflow, WorkflowVersion
+from automations.models import Batch, Run, RunStep, TriggerKind, Workflow, WorkflowVersion
 from automations.problems import InvalidDefinition
 from automations.tasks import queue_run
 from automations.triggers import manual
@@ -370,34 +372,126 @@ def rehearse_on(workflow, objects, limit=3):
 
 
 def run_on(workflow, object_ids, user=None, token=None):
-    """Start one run of a manual workflow per object; return {started, not_started, missing}.
+    """Start one run of a manual workflow per object, as one Batch; return
+    {started, not_started, missing, token, batch}.
 
-    `token` names the confirmed request: the same token again starts nothing new, so a
-    resubmitted confirmation page is harmless. Raises NotAllowed.
+    `token` names the confirmed request: the same token again starts nothing new and
+    returns the same batch, so a resubmitted confirmation page is harmless. A workflow
+    that moves money runs at most once per object, whatever the request. Each object's
+    outcome is kept in the batch: its run, or why none started (a code and parameters).
+    Raises NotAllowed.
     """
     workflow = Workflow.objects.select_related("active_version").get(pk=workflow.pk)
     allowed, reason = can_run(user, workflow)
     if not allowed:
         _deny(reason)
     token = token or keys.new_request_token()
-    objects = manual.load(workflow.object_type, object_ids)
-    found = {obj["id"] for obj in objects}
-    started = []
+    once = definition.moves_money(workflow.active_version.definition)
+    conditions = workflow.active_version.definition.get("conditions") or []
     with transaction.atomic():
-        for obj in objects:
-            started += triggers.start_runs(
-                manual.trigger_for(
-                    workflow.pk, obj, workflow.object_type, token, user.pk if user else None
-                )
+        batch, created = Batch.objects.get_or_create(
+            token=token,
+            defaults={
+                "workflow": workflow,
+                "object_type": workflow.object_type,
+                "started_by": user,
+            },
+        )
+        if not created:
+            return _batch_result(batch, token)
+        objects = {obj["id"]: obj for obj in manual.load(workflow.object_type, object_ids)}
+        items = []
+        for object_id in dict.fromkeys(str(i) for i in object_ids):
+            obj = objects.get(object_id)
+            if obj is None:
+                items.append({"id": object_id, "reason": "missing"})
+                continue
+            trigger = manual.trigger_for(
+                workflow.pk,
+                obj,
+                workflow.object_type,
+                token,
+                user.pk if user else None,
+                once=once,
+                batch_id=batch.pk,
             )
+            earlier = Run.objects.filter(workflow=workflow, trigger_key=trigger.key).first()
+            if earlier is not None:
+                items.append(
+                    {"id": object_id, "reason": "already_run", "params": {"run": earlier.pk}}
+                )
+                continue
+            started = triggers.start_runs(trigger)
+            if started:
+                items.append({"id": object_id, "run": started[0]})
+                continue
+            _, explanation = matches(conditions, build_context(trigger.data))
+            failed = [
+                {"field": c["field"], "test": describe(c), "actual": c.get("actual")}
+                for c in explanation
+                if not c["matched"]
+            ]
+            items.append({"id": object_id, "reason": "conditions", "params": {"failed": failed}})
+        batch.items = items
+        batch.save(update_fields=["items"])
+    started = [i["run"] for i in items if "run" in i]
     if started:
         _log(user, workflow, f"Started {len(started)} run(s) on selected {workflow.object_type}s.")
+    return _batch_result(batch, token)
+
+
+def _batch_result(batch, token):
+    items = batch.items
     return {
-        "started": started,
-        "not_started": len(objects) - len(started),
-        "missing": [i for i in object_ids if i not in found],
+        "started": [i["run"] for i in items if "run" in i],
+        "not_started": sum(1 for i in items if "run" not in i and i["reason"] != "missing"),
+        "missing": [i["id"] for i in items if i.get("reason") == "missing"],
         "token": token,
+        "batch": batch.pk,
     }
+
+
+def batch_report(batch):
+    """Return one plain row per object of a batch: its run's status and steps, or why none ran.
+
+    Each row: {"id", "run", "status", "reason", "params", "error", "steps": {name: output}}.
+    """
+    runs = {
+        run.pk: run
+        for run in Run.objects.filter(batch=batch).prefetch_related("steps").order_by("pk")
+    }
+    rows = []
+    for item in batch.items:
+        run = runs.get(item.get("run"))
+        if run is None:
+            rows.append(
+                {
+                    "id": item["id"],
+                    "run": item.get("params", {}).get("run"),
+                    "status": "skipped",
+                    "reason": item.get("reason", ""),
+                    "params": item.get("params", {}),
+                    "error": "",
+                    "steps": {},
+                }
+            )
+            continue
+        outputs = {}
+        for step in run.steps.all():
+            if step.status == RunStep.Status.SUCCEEDED:
+                outputs[step.step_name] = step.output or {}
+        rows.append(
+            {
+                "id": item["id"],
+                "run": run.pk,
+                "status": run.status,
+                "reason": run.hold_reason,
+                "params": {},
+                "error": run.error,
+                "steps": outputs,
+            }
+        )
+    return rows
 
 
 # ------------------------------------------------------------------ inventory

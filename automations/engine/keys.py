@@ -28,9 +28,10 @@ def workflow_of(key):
     return None
 
 
-def manual_key(object_id, token):
-    """Return the trigger key of a manual run: one per object per confirmed request."""
-    return f"manual:{object_id}:{token}"
+def manual_key(object_id, token=None):
+    """Return the trigger key of a manual run: one per object per confirmed request, or,
+    without a token, one per object ever (a workflow that moves money credits a charge once)."""
+    return f"manual:{object_id}:{token}" if token else f"manual:{object_id}"
 
 
 def new_request_token():

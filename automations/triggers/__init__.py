@@ -44,6 +44,7 @@ class Trigger:
     label: str = ""
     started_by: int | None = None  # a user id, when a person started it
     workflow_id: int | None = None  # only this workflow (manual runs), else any that match
+    batch_id: int | None = None  # the bulk request it belongs to, if any
 
 
 @cache
@@ -87,6 +88,7 @@ def start_runs(trigger):
                     event_type=str(trigger.data.get("type") or "")[:100],
                     trigger_data=trigger.data,
                     started_by_id=trigger.started_by,
+                    batch_id=trigger.batch_id,
                     next_attempt_at=now,
                 )
         except IntegrityError:

@@ -107,9 +107,13 @@ def data_for(obj, object_name):
     return {"object": "kanri.manual", "type": f"manual.{object_name}", "data": {"object": obj}}
 
 
-def trigger_for(workflow_id, obj, object_name, token, user_id=None):
-    """Return the Trigger that runs one workflow on one object, for one confirmed request."""
-    key = keys.manual_key(obj["id"], token)
+def trigger_for(workflow_id, obj, object_name, token, user_id=None, *, once=False, batch_id=None):
+    """Return the Trigger that runs one workflow on one object, for one confirmed request.
+
+    With `once`, the key names the object only: whatever the request, the workflow runs
+    on it at most once (money-moving workflows: selecting a charge again credits nothing).
+    """
+    key = keys.manual_key(obj["id"], None if once else token)
     return Trigger(
         kind=TriggerKind.MANUAL,
         key=key,
@@ -117,6 +121,7 @@ def trigger_for(workflow_id, obj, object_name, token, user_id=None):
         label=obj["id"],
         started_by=user_id,
         workflow_id=workflow_id,
+        batch_id=batch_id,
     )
 
 
