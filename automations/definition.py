@@ -209,6 +209,8 @@ def check(definition):
         else:
             problems += kind.validate(trigger)
     problems += _check_conditions(definition.get("conditions") or [], "conditions", trigger, {})
+    limits, limit_problems = _check_limits(definition)
+    problems += limit_problems
 
     steps = definition.get("steps") or []
     if not isinstance(steps, list):
@@ -230,7 +232,41 @@ def check(definition):
         step_problems, config = _check_step(step, where, earlier, trigger, seen)
         problems += step_problems
         _normalise(step, config)
-    return {**definition, "steps": steps}, problems
+    cleaned = {**definition, "steps": steps}
+    cleaned.pop("limits", None)
+    if limits:
+        cleaned["limits"] = limits
+    if not limits and not problems and moves_money(cleaned):
+        problems.append(Problem("limits", "limits_required"))
+    return cleaned, problems
+
+
+def _check_limits(definition):
+    """Return (normalised caps or {}, problems) for a definition's money caps."""
+    limits = definition.get("limits")
+    if limits in (None, {}, ""):
+        return {}, []
+    if not isinstance(limits, dict) or set(limits) - {"per_run", "per_day"}:
+        return {}, [Problem("limits", "limits_invalid")]
+    cleaned, problems = {}, []
+    for cap in ("per_run", "per_day"):
+        amounts = limits.get(cap) or {}
+        if not isinstance(amounts, dict):
+            problems.append(Problem(f"limits.{cap}", "limits_invalid"))
+            continue
+        for currency, amount in amounts.items():
+            code = str(currency).lower()
+            if not CURRENCY.match(code):
+                problems.append(
+                    Problem(f"limits.{cap}", "currency_invalid", {"currency": currency})
+                )
+            elif not _is_int(amount) or amount <= 0:
+                problems.append(Problem(f"limits.{cap}.{code}", "limit_amount_invalid"))
+            else:
+                cleaned.setdefault(cap, {})[code] = amount
+    if not problems and not (cleaned.get("per_run") and cleaned.get("per_day")):
+        problems.append(Problem("limits", "limits_required"))
+    return (cleaned if not problems else {}), problems
 
 
 def _normalise(step, config):

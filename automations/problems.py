@@ -40,6 +40,14 @@ MESSAGES = {
     "event_type_unknown": _("%(event_type)r is not a Stripe event Kanri knows."),
     "object_required": _("Choose the kind of Stripe object this workflow runs on."),
     "object_unknown": _("Workflows cannot be run on %(object)r objects."),
+    # money caps
+    "limits_invalid": _(
+        "Money caps are an object with “per_run” and “per_day”, each mapping currencies to amounts."
+    ),
+    "limits_required": _(
+        "This workflow moves money: set a cap per run and per day for each currency it uses."
+    ),
+    "limit_amount_invalid": _("A cap is a positive whole number of minor units."),
     "steps_invalid": _("Steps must be a list."),
     "steps_too_deep": _("Branches may be nested at most %(depth)d deep."),
     "steps_too_many": _("A workflow may have at most %(count)d steps."),

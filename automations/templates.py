@@ -84,6 +84,9 @@ def refund_early_fraud_warnings(team=TEAM):
         "than a dispute); larger ones go to the team to investigate.",
         "trigger": {"kind": "stripe_event", "event_type": "radar.early_fraud_warning.created"},
         "conditions": [],
+        # Each refund is under 15 USD; more than 20 of them in a day is an attack or a bug,
+        # and waits for an approver.
+        "limits": {"per_run": {"usd": USD_15}, "per_day": {"usd": 20 * USD_15}},
         "steps": [
             {
                 "name": "charge",
@@ -110,6 +113,7 @@ def refund_early_fraud_warnings(team=TEAM):
                         "config": {
                             "charge": "{{steps.charge.id}}",
                             "amount": "{{steps.charge.amount}}",
+                            "currency": "{{steps.charge.currency}}",
                             "reason": "fraudulent",
                             "metadata": {"early_fraud_warning": "{{trigger.data.object.id}}"},
                         },

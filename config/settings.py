@@ -4,6 +4,7 @@
 local development defaults; with DEBUG off, a missing secret stops start-up.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -104,8 +105,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     # A file, not :memory:, so that a real django-q2 cluster in the end-to-end tests
-    # (a separate process) sees the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # (a separate process) sees the test database; one per test process, so two test
+    # runs on one checkout never share it (the cluster is handed the name it uses).
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
     VAR_DIR.mkdir(exist_ok=True)
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))

@@ -90,6 +90,11 @@ class Action:
         """Send a prepared request; return the output dict or raise ActionError."""
         raise NotImplementedError
 
+    def money(self, request):
+        """Return {"amount": minor units, "currency": "usd"} that a prepared request moves, or
+        None. Actions with `moves_money` must say, so money caps can count it."""
+        return None
+
     def dry_output(self, request):
         """Return stand-in outputs for a preview that does not send anything."""
         return {field: f"<{field} from {self.kind}>" for field in self.outputs}

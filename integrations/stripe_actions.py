@@ -106,6 +106,12 @@ class CreateRefundForm(forms.Form):
         ],
     )
     metadata = MetadataField(required=False)
+    # Stripe refunds in the charge's currency; Kanri needs it too, to count the refund
+    # against the workflow's money caps (it is not sent).
+    currency = forms.CharField(
+        required=False,
+        help_text="The charge's currency (a code or a reference), for the money caps.",
+    )
 
 
 class CreateRefund(StripeAction):
@@ -131,7 +137,11 @@ class CreateRefund(StripeAction):
             "path": "/v1/refunds",
             "params": params,
             "idempotency_key": call.idempotency_key,
+            "currency": str(config.get("currency") or "").lower(),
         }
+
+    def money(self, request):
+        return {"amount": request["params"]["amount"], "currency": request.get("currency") or ""}
 
     def send(self, request, call):
         if call.first_attempt_at and timezone.now() - call.first_attempt_at > IDEMPOTENCY_WINDOW:

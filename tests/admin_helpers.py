@@ -25,6 +25,8 @@ def workflow_form(
     description="",
     initial_conditions=0,
     initial_steps=0,
+    per_run="",
+    per_day="",
 ):
     """Return POST data for the workflow add/change page.
 
@@ -32,7 +34,14 @@ def workflow_form(
     steps: dicts with name, kind, placement, position, config {field: value} (and id).
     """
     trigger = event_type if ":" in event_type else f"stripe_event:{event_type}"
-    data = {"name": name, "description": description, "owner": "", "trigger": trigger}
+    data = {
+        "name": name,
+        "description": description,
+        "owner": "",
+        "trigger": trigger,
+        "per_run": per_run,
+        "per_day": per_day,
+    }
     for prefix, rows, initial in (
         ("conditions", conditions, initial_conditions),
         ("steps", steps, initial_steps),

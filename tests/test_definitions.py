@@ -97,6 +97,13 @@ def test_bad_conditions_are_refused_with_where_they_are():
 
 
 # A corpus of bad definitions, each refused at the place it is wrong, whatever the entry.
+REFUND = {
+    "name": "refund",
+    "kind": "stripe.create_refund",
+    "config": {"charge": "{{trigger.data.object.latest_charge}}", "amount": 100},
+}
+
+
 def _vip(change):
     definition = tag_vip_customers()
     change(definition)
@@ -204,6 +211,22 @@ BAD_DEFINITIONS = {
     "a manual trigger on an unknown object": (
         lambda d: d.__setitem__("trigger", {"kind": "manual", "object": "payout"}),
         ("trigger.object", "object_unknown"),
+    ),
+    "a refund with no money caps": (
+        lambda d: d["steps"][1]["then"].append(REFUND),
+        ("limits", "limits_required"),
+    ),
+    "a money cap of a negative amount": (
+        lambda d: d.update(limits={"per_run": {"usd": -5}, "per_day": {"usd": 100}}),
+        ("limits.per_run.usd", "limit_amount_invalid"),
+    ),
+    "a money cap in no currency": (
+        lambda d: d.update(limits={"per_run": {"dollars": 5}, "per_day": {"usd": 100}}),
+        ("limits.per_run", "currency_invalid"),
+    ),
+    "money caps as a list": (
+        lambda d: d.update(limits=[1500]),
+        ("limits", "limits_invalid"),
     ),
 }
 

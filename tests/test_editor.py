@@ -156,7 +156,9 @@ def test_a_refund_amount_is_typed_in_money_and_stored_in_minor_units(client, edi
         }
     ]
 
-    response = client.post(ADD_URL, workflow_form(steps=steps))
+    response = client.post(
+        ADD_URL, workflow_form(steps=steps, per_run="15 USD", per_day="1,000 USD\n50,000 JPY")
+    )
 
     assert response.status_code == 302
     assert Step.objects.get().config == {
@@ -165,8 +167,36 @@ def test_a_refund_amount_is_typed_in_money_and_stored_in_minor_units(client, edi
         "amount_currency": "usd",
         "reason": "requested_by_customer",
     }
-    page = client.get(f"/admin/automations/workflow/{Workflow.objects.get().pk}/change/")
-    assert 'value="14.50"' in page.content.decode()
+    workflow = Workflow.objects.get()
+    assert workflow.limits == {"per_run": {"usd": 1500}, "per_day": {"usd": 100000, "jpy": 50000}}
+    page = client.get(f"/admin/automations/workflow/{workflow.pk}/change/").content.decode()
+    assert 'value="14.50"' in page
+    assert "50,000 JPY\n1,000.00 USD</textarea>" in page
+
+
+def test_a_refund_workflow_without_money_caps_is_not_saved_and_says_why(client, editor):
+    steps = [
+        {
+            "name": "refund",
+            "kind": "stripe.create_refund",
+            "config": {
+                "charge": "{{trigger.data.object.latest_charge}}",
+                "amount": "5",
+                "amount_currency": "usd",
+            },
+        }
+    ]
+
+    response = client.post(ADD_URL, workflow_form(steps=steps, per_day="1.5 JPY"))
+
+    errors = response.context["adminform"].form.errors
+    assert errors == {
+        "per_day": ["1.5 has more decimals than JPY allows (0)."],
+        "per_run": [
+            "This workflow moves money: set a cap per run and per day for each currency it uses."
+        ],
+    }
+    assert not Workflow.objects.exists()
 
 
 def test_two_steps_with_one_name_is_an_error_on_the_second(client, editor):

@@ -116,11 +116,16 @@ def test_a_workflow_that_moves_money_runs_only_for_an_approver(
         "name": "Refund selected",
         "trigger": {"kind": "manual", "object": "charge"},
         "conditions": [],
+        "limits": {"per_run": {"usd": 100}, "per_day": {"usd": 1000}},
         "steps": [
             {
                 "name": "refund",
                 "kind": "stripe.create_refund",
-                "config": {"charge": "{{trigger.data.object.id}}", "amount": 100},
+                "config": {
+                    "charge": "{{trigger.data.object.id}}",
+                    "amount": 100,
+                    "currency": "{{trigger.data.object.currency}}",
+                },
             }
         ],
     }

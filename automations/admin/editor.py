@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from automations import catalog, definition, triggers
 from automations.engine.conditions import UNARY, display_value
 from automations.models import Condition, Step, TriggerKind
-from automations.money import MoneyError, format_amount, to_minor
+from automations.money import MoneyError, format_amount, format_money, to_minor
 from automations.problems import message
 from integrations import registry
 from integrations.fields import AmountField, is_reference
@@ -472,6 +472,37 @@ def _menu(trigger, earlier):
     ]
 
 
+LIMIT_FIELDS = ("per_run", "per_day")
+
+
+def parse_caps(text):
+    """Return {currency: minor units} from lines such as "1,000 USD" (one per currency)."""
+    caps = {}
+    for line in str(text or "").replace(";", "\n").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        amount, _sep, currency = line.rpartition(" ")
+        currency = currency.strip().lower()
+        if not amount or len(currency) != 3 or not currency.isalpha():
+            raise ValidationError(
+                _("Write one cap per line, as an amount and a currency: “1,000 USD”.")
+            )
+        try:
+            minor = to_minor(amount, currency)
+        except MoneyError as e:
+            raise ValidationError(str(e)) from e
+        if minor <= 0:
+            raise ValidationError(_("A cap must be more than zero."))
+        caps[currency] = minor
+    return caps
+
+
+def format_caps(amounts):
+    """Return the lines "1,000.00 USD" for {currency: minor units}, as the form shows them."""
+    return "\n".join(format_money(v, c) for c, v in sorted((amounts or {}).items()))
+
+
 class WorkflowEditor:
     """The definition of one workflow change page, validated once across both inlines."""
 
@@ -518,7 +549,9 @@ class WorkflowEditor:
             return
         for problem in definition.validate(self.definition):
             self.place(problem, locations)
-        self.has_errors = any(f.errors for f in steps + conditions)
+        # Problems placed on the workflow form (trigger, name, caps) count too: that form
+        # was validated before the inlines, so only this flag stops the save.
+        self.has_errors = self.has_errors or any(f.errors for f in steps + conditions)
 
     def build(self, step_forms, condition_forms):
         """Return (definition, {where: (form, role)}) from the validated forms."""
@@ -566,13 +599,34 @@ class WorkflowEditor:
                     locations[f"{base}.{g}.{i}"] = (form, "conditions")
                 target.append(group)
         data = self.data or {}
-        return {
+        built = {
             "name": data.get("name", self.workflow.name),
             "description": data.get("description", self.workflow.description),
             "trigger": self.trigger,
             "conditions": conditions,
             "steps": tree,
-        }, locations
+        }
+        limits = self.limits()
+        if limits:
+            built["limits"] = limits
+        return built, locations
+
+    def limits(self):
+        """Return the money caps typed on the workflow form ({} if none), as minor units."""
+        form = self.workflow_form
+        if self.data is None or form is None:
+            return dict(self.workflow.limits or {}) if self.workflow.pk else {}
+        limits = {}
+        for cap in LIMIT_FIELDS:
+            try:
+                amounts = parse_caps(self.data.get(cap, ""))
+            except ValidationError as e:
+                form.add_error(cap, e)
+                self.has_errors = True
+                continue
+            if amounts:
+                limits[cap] = amounts
+        return limits
 
     def _condition(self, form, earlier):
         field_path = form.cleaned_data.get("field") or ""
@@ -601,6 +655,10 @@ class WorkflowEditor:
                 self.has_errors = True
             elif where == "name" and self.workflow_form is not None:
                 self.workflow_form.add_error("name", text)
+                self.has_errors = True
+            elif where.startswith("limits") and self.workflow_form is not None:
+                cap = where.split(".")[1] if where.count(".") else "per_run"
+                self.workflow_form.add_error(cap if cap in LIMIT_FIELDS else "per_run", text)
                 self.has_errors = True
             else:
                 self.errors.append(text)

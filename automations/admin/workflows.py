@@ -20,12 +20,14 @@ from django.utils.translation import gettext_lazy as _
 from automations import definition, workflows
 from automations.admin.base import ReadOnlyAdmin, badge, page
 from automations.admin.editor import (
+    LIMIT_FIELDS,
     ConditionForm,
     ConditionFormSet,
     StepForm,
     StepFormSet,
     WorkflowEditor,
     config_fieldsets,
+    format_caps,
     parse_trigger,
     references_for,
     trigger_choices,
@@ -43,6 +45,23 @@ class WorkflowForm(forms.ModelForm):
         help_text=_("A Stripe event, or staff running it on Stripe objects they select."),
     )
 
+    # Money caps, one "1,000 USD" per line; required when a step moves money.
+    per_run = forms.CharField(
+        label=_("Money cap per run"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 24}),
+        help_text=_(
+            "For workflows that refund or credit: the most one run may move, one currency "
+            "per line (“1,000 USD”). Above it, the run waits for an approver."
+        ),
+    )
+    per_day = forms.CharField(
+        label=_("Money cap per day"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 24}),
+        help_text=_("The most all its runs may move in one day, one currency per line."),
+    )
+
     class Meta:
         model = Workflow
         fields = ["name", "description", "owner"]
@@ -51,6 +70,8 @@ class WorkflowForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial.setdefault("trigger", trigger_value(definition.trigger_of(self.instance)))
+            for cap in LIMIT_FIELDS:
+                self.initial.setdefault(cap, format_caps((self.instance.limits or {}).get(cap)))
 
 
 class ConditionInline(admin.TabularInline):
@@ -124,7 +145,7 @@ class WorkflowAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is not None and not self.has_change_permission(request, obj):
             return ["name", "description", "owner", "definition"]
-        return ["name", "description", "owner", "trigger"]
+        return ["name", "description", "owner", "trigger", *LIMIT_FIELDS]
 
     @admin.display(description=_("What it does (draft)"))
     def definition(self, obj):

@@ -48,7 +48,7 @@ class Stop(Exception):
 
 
 class Hold(Exception):
-    """The run waits for a person (a step's outcome is unknown)."""
+    """The run waits for a person: a step's outcome is unknown, or it is above a money cap."""
 
     def __init__(self, reason, step_name):
         super().__init__(reason)
@@ -130,11 +130,10 @@ def execute(run_id):
     except Stop as stop:
         return _stopped(run, stop)
     except Hold as hold:
+        # The run page says what the person must decide (from the hold reason, the step's
+        # row or its Approval), in the reader's language.
         Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
-            status=Run.Status.HELD,
-            hold_reason=hold.reason,
-            error=f"Step {hold.step_name!r}: outcome unknown; choose “send again” or “skip”.",
-            lease_until=None,
+            status=Run.Status.HELD, hold_reason=hold.reason, error="", lease_until=None
         )
         return Run.Status.HELD
     return _finish(run, Run.Status.SUCCEEDED, "")

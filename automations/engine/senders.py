@@ -13,9 +13,10 @@ import logging
 import time
 import traceback
 
+from django.db import transaction
 from django.utils import timezone
 
-from automations.engine import keys
+from automations.engine import caps, keys
 from automations.engine.conditions import describe
 from automations.engine.references import RenderError
 from automations.engine.runner import (
@@ -131,15 +132,35 @@ class LiveSender:
         except Exception as e:  # nothing was sent
             error = _as_action_error(e, name, self.run.pk)
             return self._failed(row, error, attempt, clock, create=True)
-        # The evidence first: if this worker dies during send, the row says so.
         row.status, row.input = RunStep.Status.STARTED, request
-        row.save()
+        if action.moves_money:
+            self._within_caps(row, action.money(request))
+        else:
+            # The evidence first: if this worker dies during send, the row says so.
+            row.save()
         try:
             output = action.send(request, call)
         except Exception as e:
             return self._failed(row, _as_action_error(e, name, self.run.pk), attempt, clock)
         self._close(row, RunStep.Status.SUCCEEDED, clock, output=output)
         return output
+
+    def _within_caps(self, row, money):
+        """Save the STARTED row of a money-moving step if the workflow's caps allow it;
+        otherwise hold the run for an approver (nothing is written or sent)."""
+        if isinstance(money, dict):
+            row.amount = money.get("amount") if isinstance(money.get("amount"), int) else None
+            if row.amount is not None:
+                row.amount = abs(row.amount)
+            row.currency = str(money.get("currency") or "")[:3].lower()
+        try:
+            with transaction.atomic():
+                caps.check(
+                    self.run, row.step_name, money, self.run.version.definition.get("limits")
+                )
+                row.save()
+        except caps.NeedsApproval:
+            raise Hold(Run.HoldReason.APPROVAL, row.step_name) from None
 
     def _close(self, row, status, clock, output=None, error=""):
         RunStep.objects.filter(pk=row.pk).update(
