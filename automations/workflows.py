@@ -25,7 +25,7 @@ from automations.engine import keys, runner
 from automations.engine.conditions import describe, matches
 from automations.engine.context import build_context
 from automations.engine.senders import PreviewSender, RecordingSender
-from automations.models import Batch, Run, RunStep, TriggerKind, Workflow, WorkflowVersion
+from automations.models import Approval, Batch, Run, RunStep, TriggerKind, Workflow, WorkflowVersion
 from automations.problems import InvalidDefinition
 from automations.tasks import queue_run
 from automations.triggers import manual
@@ -53,6 +53,10 @@ REASONS = {
     ),
     "not_manual": _("Only an active workflow run on selected objects can be started here."),
     "retry_permission": _("You may not decide held runs."),
+    "approve_permission": _("Only an approver may approve or reject runs above a money cap."),
+    "approve_own_run": _("You started this run: another approver must decide it."),
+    "approve_own_edit": _("You last edited this workflow: another approver must decide its runs."),
+    "approve_not_waiting": _("This run is not waiting for approval."),
 }
 
 
@@ -94,6 +98,8 @@ def create(data, owner=None, user=None):
 def save_draft(workflow, data, user=None):
     """Replace a workflow's draft with a definition dict; raise InvalidDefinition."""
     cleaned = definition.clean(data)
+    if user is not None:
+        workflow.edited_by = user  # they may not approve this workflow's held runs
     definition.write_rows(workflow, cleaned)
     return workflow
 
@@ -332,6 +338,73 @@ def decide(run, step_name, decision, user=None):
         queue_run(run.pk)
     label = RunStep.Decision(decision).label
     _log(user, run, f"Step {step_name}: {label}.")
+    return True
+
+
+def can_approve(user, run):
+    """Return (allowed, reason code) for approving or rejecting a run held above a cap."""
+    if run.status != Run.Status.HELD or run.hold_reason != Run.HoldReason.APPROVAL:
+        return False, "approve_not_waiting"
+    if user is None:
+        return True, ""
+    if not user.has_perm("automations.approve_run"):
+        return False, "approve_permission"
+    if run.started_by_id == user.pk:
+        return False, "approve_own_run"
+    if run.workflow.edited_by_id == user.pk:
+        return False, "approve_own_edit"
+    return True, ""
+
+
+def pending_approval(run):
+    """Return what a held run waits for: the step, its amount and the caps it passes."""
+    approval = run.approvals.filter(decision="").order_by("-pk").first()
+    if approval is None:
+        return None
+    return {
+        "step": approval.step_name,
+        "amount": approval.amount,
+        "currency": approval.currency,
+        "exceeded": approval.exceeded,
+        "requested_at": approval.requested_at,
+    }
+
+
+def approve(run, user=None):
+    """Let a run held above a money cap go on: its waiting step is sent as it stands."""
+    return _settle_approval(run, user, Approval.Decision.APPROVED)
+
+
+def reject(run, user=None):
+    """Refuse a run held above a money cap: it is cancelled and nothing is sent."""
+    return _settle_approval(run, user, Approval.Decision.REJECTED)
+
+
+def _settle_approval(run, user, decision):
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("workflow").get(pk=run.pk)
+        allowed, reason = can_approve(user, run)
+        if not allowed:
+            _deny(reason)
+        approval = run.approvals.filter(decision="").order_by("-pk").first()
+        if approval is None:
+            _deny("approve_not_waiting")
+        approval.decision, approval.decided_by = decision, user
+        approval.decided_at = timezone.now()
+        approval.save(update_fields=["decision", "decided_by", "decided_at"])
+        if decision == Approval.Decision.APPROVED:
+            Run.objects.filter(pk=run.pk).update(
+                status=Run.Status.QUEUED, hold_reason="", error="", next_attempt_at=timezone.now()
+            )
+            queue_run(run.pk)
+        else:
+            Run.objects.filter(pk=run.pk).update(
+                status=Run.Status.CANCELLED,
+                finished_at=timezone.now(),
+                next_attempt_at=None,
+            )
+    amount = f"{approval.amount} {approval.currency}"
+    _log(user, run, f"{decision.capitalize()} step {approval.step_name} ({amount} minor units).")
     return True
 
 

@@ -7,23 +7,23 @@ from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
+from more_admin_filters import MultiSelectFilter
 
 from automations import workflows
 from automations.admin.actions import confirm_selected
 from automations.admin.base import ReadOnlyAdmin, badge, page
+from automations.admin.bookmarks import SavedFiltersMixin
 from automations.models import Run, RunStep
+from automations.money import format_money
 
 
-class RunStatusFilter(admin.SimpleListFilter):
-    title = _("status")
-    parameter_name = "status__in"
+class RunStatusFilter(MultiSelectFilter):
+    """Several statuses at once (`status__in=failed,held`), named in the reader's language."""
 
-    def lookups(self, request, model_admin):
-        return Run.Status.choices
-
-    def queryset(self, request, queryset):
-        values = [v for v in (self.value() or "").split(",") if v]
-        return queryset.filter(status__in=values) if values else queryset
+    def choices(self, changelist):
+        labels = dict(Run.Status.choices)
+        for choice in super().choices(changelist):
+            yield {**choice, "display": labels.get(choice["display"], choice["display"])}
 
 
 def _run_row(run):
@@ -31,6 +31,55 @@ def _run_row(run):
         "label": _t("Run %(id)d: %(workflow)s for %(key)s")
         % {"id": run.pk, "workflow": run.workflow.name, "key": run.trigger_key},
         "detail": " · ".join(p for p in (str(run.get_status_display()), run.error) if p),
+    }
+
+
+def _approval(run, user):
+    """What a run held above a money cap waits for, in words and money, or None."""
+    pending = workflows.pending_approval(run)
+    if pending is None or run.hold_reason != Run.HoldReason.APPROVAL:
+        return None
+    allowed, reason = workflows.can_approve(user, run)
+    return {
+        "step": pending["step"],
+        "money": format_money(pending["amount"], pending["currency"])
+        if pending["currency"]
+        else _t("an amount Kanri cannot read"),
+        "caps": [_cap_text(cap, pending["currency"]) for cap in pending["exceeded"]],
+        "can_decide": allowed,
+        "reason": workflows.reason_text(reason) if user.has_perm("automations.approve_run") else "",
+    }
+
+
+def _cap_text(cap, currency):
+    if cap["cap"] == "amount_unknown":
+        return _t("the step's amount or currency cannot be read")
+    label = _t("per run") if cap["cap"] == "per_run" else _t("per day")
+    if cap["limit"] is None:
+        return _t("no cap %(cap)s is set for %(currency)s") % {
+            "cap": label,
+            "currency": currency.upper(),
+        }
+    return _t("%(total)s %(cap)s, above the cap of %(limit)s") % {
+        "total": format_money(cap["total"], currency),
+        "cap": label,
+        "limit": format_money(cap["limit"], currency),
+    }
+
+
+def _approval_row(run):
+    pending = workflows.pending_approval(run) or {}
+    detail = ""
+    if pending.get("currency"):
+        detail = " · ".join(
+            [format_money(pending["amount"], pending["currency"])]
+            + [_cap_text(c, pending["currency"]) for c in pending.get("exceeded", [])]
+        )
+    return {
+        "id": str(run.pk),
+        "label": _t("Run %(id)d: %(workflow)s for %(key)s")
+        % {"id": run.pk, "workflow": run.workflow.name, "key": run.trigger_key},
+        "detail": detail or str(run.get_status_display()),
     }
 
 
@@ -52,7 +101,7 @@ def _runs_action(modeladmin, request, queryset, *, eligible, perform, title, don
 
 
 @admin.register(Run)
-class RunAdmin(ReadOnlyAdmin):
+class RunAdmin(SavedFiltersMixin, ReadOnlyAdmin):
     list_display = [
         "id",
         "workflow",
@@ -64,11 +113,17 @@ class RunAdmin(ReadOnlyAdmin):
         "created_at",
         "duration",
     ]
-    list_filter = ["workflow", RunStatusFilter, "trigger_kind", "event_type", "created_at"]
+    list_filter = [
+        "workflow",
+        ("status", RunStatusFilter),
+        "trigger_kind",
+        "event_type",
+        "created_at",
+    ]
     search_fields = ["trigger_key", "workflow__name"]
     date_hierarchy = "created_at"
     list_select_related = ["workflow"]
-    actions = ["retry_runs", "cancel_runs"]
+    actions = ["retry_runs", "cancel_runs", "approve_runs", "reject_runs"]
 
     class Media:
         css = {"all": ["automations/editor.css"]}
@@ -123,8 +178,92 @@ class RunAdmin(ReadOnlyAdmin):
                 view(self.decide_view),
                 name="automations_run_decide",
             ),
+            path(
+                "<path:object_id>/approve/",
+                view(self.approve_view),
+                name="automations_run_approve",
+            ),
             *super().get_urls(),
         ]
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm("automations.approve_run")
+
+    def _approvals_action(self, request, queryset, settle, title, done):
+        """Approve or reject held runs, after a page showing what each would move."""
+        chosen = list(queryset.select_related("workflow"))
+        ready, skipped = [], []
+        for run in chosen:
+            allowed, reason = workflows.can_approve(request.user, run)
+            row = _approval_row(run)
+            if allowed:
+                ready.append(row)
+            else:
+                skipped.append({**row, "detail": workflows.reason_text(reason)})
+        ids = [int(r["id"]) for r in ready]
+
+        def perform():
+            count = sum(settle(run, request.user) for run in Run.objects.filter(pk__in=ids))
+            return done % {"count": count}
+
+        return confirm_selected(
+            self,
+            request,
+            queryset,
+            title=title,
+            intro=_t("Each run below waits for approval: it would move more than its caps allow.")
+            if ready
+            else _t("None of the selected runs is one you may decide."),
+            rows=ready,
+            skipped=skipped,
+            perform=perform,
+        )
+
+    @admin.action(
+        description=_("Approve selected runs held above a money cap…"), permissions=["approve"]
+    )
+    def approve_runs(self, request, queryset):
+        return self._approvals_action(
+            request,
+            queryset,
+            workflows.approve,
+            _t("Approve these runs?"),
+            _t("Approved %(count)d run(s): they go on now."),
+        )
+
+    @admin.action(
+        description=_("Reject selected runs held above a money cap…"), permissions=["approve"]
+    )
+    def reject_runs(self, request, queryset):
+        return self._approvals_action(
+            request,
+            queryset,
+            workflows.reject,
+            _t("Reject these runs?"),
+            _t("Rejected %(count)d run(s): nothing was sent."),
+        )
+
+    def approve_view(self, request, object_id):
+        """An approver decides a run held above a money cap, from its page."""
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            raise Http404(_t("No such run."))
+        decision = request.POST.get("decision")
+        if request.method != "POST" or decision not in ("approve", "reject"):
+            raise PermissionDenied
+        settle = workflows.approve if decision == "approve" else workflows.reject
+        try:
+            settle(run, request.user)
+        except workflows.NotAllowed as e:
+            self.message_user(request, e.message, messages.ERROR)
+        else:
+            text = (
+                _t("Approved: the run goes on.")
+                if decision == "approve"
+                else _t("Rejected: the run is cancelled and nothing was sent.")
+            )
+            self.message_user(request, text, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:automations_run_change", args=[run.pk]))
 
     def decide_view(self, request, object_id):
         """A person settles a step whose outcome is unknown: send it again, or skip it."""
@@ -199,4 +338,6 @@ class RunAdmin(ReadOnlyAdmin):
             steps=steps,
             can_decide=run.status == Run.Status.HELD and self.has_retry_permission(request),
             decide_url=reverse("admin:automations_run_decide", args=[run.pk]),
+            approval=_approval(run, request.user),
+            approve_url=reverse("admin:automations_run_approve", args=[run.pk]),
         )

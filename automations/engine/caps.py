@@ -31,12 +31,6 @@ CAPS = ("per_run", "per_day")
 COUNTED = (RunStep.Status.STARTED, RunStep.Status.SUCCEEDED, RunStep.Status.UNKNOWN)
 
 
-class NeedsApproval(Exception):
-    def __init__(self, approval):
-        super().__init__(f"Step {approval.step_name!r} waits for approval.")
-        self.approval = approval
-
-
 def day_start(now=None):
     """Return the start of the business day (settings.TIME_ZONE) containing `now`."""
     local = timezone.localtime(now or timezone.now(), timezone.get_default_timezone())
@@ -78,25 +72,31 @@ def exceeded(limits, workflow_id, run_id, money):
 
 
 def check(run, step_name, money, limits):
-    """Let a money-moving step go on, or raise NeedsApproval (after recording the request).
+    """Return the caps a money-moving step would pass ([] = it may go on).
 
     Call inside a transaction: the workflow row is locked until it commits, and the
-    caller writes the step's STARTED row (with its amount) before it does.
+    caller writes the step's STARTED row (with its amount) before it does, so the next
+    run's check counts it. A step a person approved is never asked again.
     """
-    approval = Approval.objects.filter(run=run, step_name=step_name).first()
-    if approval is not None and approval.decision == Approval.Decision.APPROVED:
-        return
+    if Approval.objects.filter(
+        run=run, step_name=step_name, decision=Approval.Decision.APPROVED
+    ).exists():
+        return []
     Workflow.objects.select_for_update().filter(pk=run.workflow_id).first()
-    over = exceeded(limits, run.workflow_id, run.pk, money)
-    if not over:
-        return
-    amount = (money or {}).get("amount") if isinstance(money, dict) else None
-    if approval is None:
-        approval = Approval.objects.create(
-            run=run,
-            step_name=step_name,
-            amount=abs(amount) if isinstance(amount, int) else 0,
-            currency=str((money or {}).get("currency") or "")[:3].lower(),
-            exceeded=over,
-        )
-    raise NeedsApproval(approval)
+    return exceeded(limits, run.workflow_id, run.pk, money)
+
+
+def request_approval(run, step_name, money, over):
+    """Record that a step waits for an approver (once per step), and return it."""
+    amount = money.get("amount") if isinstance(money, dict) else None
+    currency = money.get("currency") if isinstance(money, dict) else ""
+    approval, _ = Approval.objects.get_or_create(
+        run=run,
+        step_name=step_name,
+        defaults={
+            "amount": abs(amount) if isinstance(amount, int) else 0,
+            "currency": str(currency or "")[:3].lower(),
+            "exceeded": over,
+        },
+    )
+    return approval

@@ -153,14 +153,15 @@ class LiveSender:
             if row.amount is not None:
                 row.amount = abs(row.amount)
             row.currency = str(money.get("currency") or "")[:3].lower()
-        try:
-            with transaction.atomic():
-                caps.check(
-                    self.run, row.step_name, money, self.run.version.definition.get("limits")
-                )
+        with transaction.atomic():
+            over = caps.check(
+                self.run, row.step_name, money, self.run.version.definition.get("limits")
+            )
+            if not over:
                 row.save()
-        except caps.NeedsApproval:
-            raise Hold(Run.HoldReason.APPROVAL, row.step_name) from None
+        if over:
+            caps.request_approval(self.run, row.step_name, money, over)
+            raise Hold(Run.HoldReason.APPROVAL, row.step_name)
 
     def _close(self, row, status, clock, output=None, error=""):
         RunStep.objects.filter(pk=row.pk).update(
