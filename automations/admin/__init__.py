@@ -1,3 +1,6 @@
 """Kanri's admin: workflows and their editor, runs, reusable actions, Stripe object lists."""
 
-from automations.admin import runs, stripe, workflows  # noqa: F401  (registers the admins)
+# Importing each module registers its admins.
+from automations.admin import bookmarks, runs, site, stripe, workflows  # noqa: F401
+
+site.install()
