@@ -470,8 +470,13 @@ def run_on(workflow, object_ids, user=None, token=None):
                 "started_by": user,
             },
         )
-        if not created:
-            return _batch_result(batch, token)
+        if not created:  # the same confirmation again: nothing new starts
+            result = _batch_result(batch, token)
+            return {
+                **result,
+                "started": [],
+                "not_started": result["not_started"] + len(result["started"]),
+            }
         objects = {obj["id"]: obj for obj in manual.load(workflow.object_type, object_ids)}
         items = []
         for object_id in dict.fromkeys(str(i) for i in object_ids):

@@ -60,11 +60,20 @@ def test_the_picker_offers_a_raw_amount_for_a_refund_and_it_saves(page, live_ser
     expect(amount.locator("option[value='{{steps.charge.description}}']")).to_have_count(0)
 
     amount.select_option("{{steps.charge.amount}}")
+    page.fill('input[name="steps-1-stripe_create_refund__currency"]', "{{steps.charge.currency}}")
+    page.click('input[name="_continue"]')
+    # A refund moves money: the page asks for its caps before saving anything.
+    expect(page.locator(".field-per_run .errorlist")).to_contain_text("set a cap per run")
+    assert not Workflow.objects.exists()
+    page.fill("#id_per_run", "15 USD")
+    page.fill("#id_per_day", "300 USD")
     page.click('input[name="_continue"]')
 
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
-    refund = Workflow.objects.get().steps.get(name="refund")
+    workflow = Workflow.objects.get()
+    refund = workflow.steps.get(name="refund")
     assert refund.config["amount"] == "{{steps.charge.amount}}"
+    assert workflow.limits == {"per_run": {"usd": 1500}, "per_day": {"usd": 30000}}
 
 
 def test_a3_can_be_saved_twice_and_a_cleared_field_stays_clear(page, live_server):
