@@ -35,7 +35,16 @@ from automations.engine.references import strings_in
 from automations.models import Condition, Step
 from automations.problems import InvalidDefinition, Problem
 from integrations.fields import AmountField
-from integrations.references import FILTERS, REFERENCE, parse, path_problem
+from integrations.references import (
+    FILTERS,
+    ITEM,
+    REFERENCE,
+    ROOTS,
+    Loop,
+    parse,
+    path_problem,
+    split,
+)
 from integrations.registry import ACTIONS, UnknownAction, get_action
 
 BRANCH = Step.BRANCH
@@ -346,35 +355,66 @@ def _check_action(step, where, earlier, trigger):
 
 
 def check_references(value, where, trigger, earlier, *, amount=False):
-    """Return the Problems with the references in one config value."""
+    """Return the Problems with the references in one config value (loops included)."""
     problems = []
     for text in strings_in(value):
-        stripped = REFERENCE.sub("", text)
-        if "{{" in stripped or "}}" in stripped:
-            problems.append(Problem(where, "reference_unbalanced", {"text": text[:200]}))
-        for path, filter_name in parse(text):
-            problem, field_type = resolve(path, where, trigger, earlier)
-            if problem:
-                problems.append(problem)
-                continue
-            if filter_name is not None and filter_name not in FILTERS:
-                problems.append(
-                    Problem(where, "filter_unknown", {"filter": filter_name, "path": path})
-                )
-            elif filter_name == "money" and field_type != "money":
-                problems.append(Problem(where, "filter_type", {"path": path, "type": field_type}))
-            if amount and (filter_name is not None or field_type not in ("money", "integer")):
-                problems.append(Problem(where, "amount_reference_type", {"path": path}))
+        pieces, broken = split(text)
+        if broken:
+            problems.append(Problem(where, broken[0], broken[1]))
+            continue
+        for piece in pieces:
+            if isinstance(piece, Loop):
+                problems += _check_loop(piece, where, trigger, earlier, amount)
+            else:
+                problems += _check_text(piece, where, trigger, earlier, amount)
     return problems
 
 
-def resolve(path, where, trigger, earlier):
+def _check_loop(loop, where, trigger, earlier, amount):
+    """A loop goes over a list the catalog knows the items of; its body may use `item.…`."""
+    if amount:
+        return [Problem(where, "amount_reference_type", {"path": loop.path})]
+    problem, field_type = resolve(loop.path, where, trigger, earlier)
+    if problem:
+        return [problem]
+    items = catalog.loop_items(loop.path, trigger, earlier)
+    if items is None:
+        return [Problem(where, "loop_not_list", {"path": loop.path, "type": field_type})]
+    return _check_text(loop.body, where, trigger, earlier, amount, items=(loop.path, items))
+
+
+def _check_text(text, where, trigger, earlier, amount, items=None):
+    problems = []
+    stripped = REFERENCE.sub("", text)
+    if "{{" in stripped or "}}" in stripped:
+        problems.append(Problem(where, "reference_unbalanced", {"text": text[:200]}))
+    for path, filter_name in parse(text):
+        problem, field_type = resolve(path, where, trigger, earlier, items)
+        if problem:
+            problems.append(problem)
+            continue
+        if filter_name is not None and filter_name not in FILTERS:
+            problems.append(Problem(where, "filter_unknown", {"filter": filter_name, "path": path}))
+        elif filter_name == "money" and field_type != "money":
+            problems.append(Problem(where, "filter_type", {"path": path, "type": field_type}))
+        if amount and (filter_name is not None or field_type not in ("money", "integer")):
+            problems.append(Problem(where, "amount_reference_type", {"path": path}))
+    return problems
+
+
+def resolve(path, where, trigger, earlier, items=None):
     """Return (Problem or None, field type) for one reference path: its grammar, step
-    order and catalog entry, looked up once."""
-    broken = path_problem(path)
+    order and catalog entry, looked up once. Inside a loop, `items` is (the list's path,
+    its items' fields), and `item.…` paths resolve against those."""
+    broken = path_problem(path, (*ROOTS, ITEM) if items else ROOTS)
     if broken:
         return Problem(where, broken[0], broken[1]), None
     parts = path.split(".")
+    if parts[0] == ITEM:
+        field_type = catalog.item_type(path, items[1])
+        if field_type is None:
+            return Problem(where, "loop_item_unknown", {"path": path, "list": items[0]}), None
+        return None, field_type
     if parts[0] == "steps" and (len(parts) < 3 or parts[1] not in earlier):
         return Problem(where, "reference_step_unknown", {"path": path, "step": parts[1]}), None
     field_type = catalog.field_type(path, trigger, earlier)

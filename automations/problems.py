@@ -90,6 +90,32 @@ MESSAGES = {
     "currency_not_money": _("Only amounts have a currency."),
     "currency_required": _("Choose the currency of this amount."),
     "money_minor_units": _("A money value is a whole number of minor units."),
+    # schedule trigger
+    "schedule_filter_required": _("Choose the saved filter whose rows the schedule runs on."),
+    "schedule_filter_unknown": _("There is no saved filter %(filter)r."),
+    "schedule_mode_unknown": _(
+        "%(mode)r is not a way to run on a schedule: choose one digest or one run per row."
+    ),
+    "schedule_every_unknown": _("%(every)r is not daily, weekly or a custom cron."),
+    "schedule_time_invalid": _("Enter the time as HH:MM on a 24-hour clock, such as 09:00."),
+    "schedule_weekday_unknown": _("Choose the day of the week."),
+    "schedule_cron_required": _("Enter a cron expression, such as “0 9 * * 1-5”."),
+    "schedule_cron_invalid": _(
+        "%(cron)r is not a cron expression: five fields, minute hour day month weekday."
+    ),
+    "schedule_cron_mismatch": _(
+        "The cron %(cron)r does not say what was chosen (%(expected)r); leave it out or "
+        "choose a custom cron."
+    ),
+    "schedule_timezone_required": _("Choose the time zone the schedule runs in."),
+    "schedule_timezone_unknown": _("%(timezone)r is not a time zone (such as Asia/Tokyo)."),
+    # loops in message templates
+    "loop_unbalanced": _("Each {{#each …}} needs its own {{/each}}, in %(text)r."),
+    "loop_nested": _("A loop cannot be inside another loop, in %(text)r."),
+    "loop_syntax": _("%(text)s is not a valid loop: write {{#each LIST limit=10}}."),
+    "loop_limit": _("A loop shows between 1 and %(max)d items, not %(limit)d."),
+    "loop_not_list": _("{{#each %(path)s}} needs a list of rows; %(path)s is %(type)s."),
+    "loop_item_unknown": _("{{%(path)s}} is not a field of the items of %(list)s."),
 }
 
 

@@ -61,3 +61,11 @@ def retry_due_runs(limit=1000):
             queue_run(pk)
             queued += 1
     return queued
+
+
+def run_schedule(workflow_id, since=None, zone=None):
+    """Start the runs of a scheduled workflow's latest due tick (its django-q2 Schedule
+    calls this; `zone` is what the Schedule was armed for, see automations/schedules.py)."""
+    from automations.triggers import schedule
+
+    return schedule.tick(workflow_id, since=since)

@@ -336,17 +336,18 @@ def _template_references(steps, earlier):
         earlier[step["name"]] = step["kind"]
 
 
-def test_every_field_a_template_uses_is_known_to_the_catalog():
+def test_every_field_a_template_uses_is_known_to_the_catalog(db):
     unknown = []
     checked = 0
     for key, build in templates.TEMPLATES.items():
         definition = build()
-        event_type = definition["trigger"]["event_type"]
+        templates.ensure_filters(definition)  # a scheduled template's saved filter
+        trigger = definition["trigger"]
         used = [(c["field"], {}) for group in definition["conditions"] for c in group]
         used += list(_template_references(definition["steps"], {}))
         for path, steps in used:
             checked += 1
-            if field_type(path, event_type, steps) is None:
+            if field_type(path, trigger, steps) is None:
                 unknown.append(f"{key}: {path}")
 
     assert unknown == []

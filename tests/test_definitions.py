@@ -21,8 +21,9 @@ def located(definition):
     return [(p.where, p.code) for p in definitions.validate(definition)]
 
 
-def test_the_templates_are_valid():
+def test_the_templates_are_valid(db):
     for template in templates.TEMPLATES.values():
+        templates.ensure_filters(template())  # as install_templates does
         assert definitions.validate(template()) == []
 
 

@@ -15,6 +15,9 @@ import copy
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from automations import catalog, definition, triggers
@@ -22,6 +25,7 @@ from automations.engine.conditions import UNARY, display_value
 from automations.models import Condition, Step, TriggerKind
 from automations.money import MoneyError, format_amount, format_money, to_minor
 from automations.problems import message
+from automations.triggers import schedule as schedule_trigger
 from integrations import registry
 from integrations.fields import AmountField, is_reference
 from integrations.references import parse
@@ -79,13 +83,146 @@ def trigger_value(trigger):
     return f"{trigger['kind']}:{trigger.get(kind.PARAM) or ''}" if kind else ""
 
 
-def parse_trigger(value):
-    """Return the trigger dict of a trigger menu value ("stripe_event:charge.succeeded")."""
+def parse_trigger(value, data=None):
+    """Return the trigger dict of a trigger menu value ("stripe_event:charge.succeeded"),
+    with a schedule's settings from the form's `data` (see ScheduleFields)."""
     name, _, param = (value or "").partition(":")
     kind = triggers.kind(name)
     if kind is None:
         return {"kind": name}
-    return {"kind": name, kind.PARAM: param}
+    trigger = {"kind": name, kind.PARAM: param}
+    if name == TriggerKind.SCHEDULE and data is not None:
+        trigger.update(schedule_options(data))
+    return trigger
+
+
+# ------------------------------------------------------------------ a schedule's settings
+
+# The workflow form's schedule fields -> the trigger dict's keys (and Problems back).
+SCHEDULE_FIELDS = {
+    "schedule_filter": "filter",
+    "schedule_every": "every",
+    "schedule_weekday": "weekday",
+    "schedule_at": "at",
+    "schedule_cron": "cron",
+    "schedule_timezone": "timezone",
+}
+EVERY_CHOICES = [
+    ("daily", _("Every day at a time")),
+    ("weekly", _("Every week on a day at a time")),
+    ("cron", _("Custom (a cron expression)")),
+]
+WEEKDAY_CHOICES = list(schedule_trigger.WEEKDAY_NAMES.items())
+
+
+def zone_choices():
+    return [(name, name) for name in sorted(schedule_trigger.zones())]
+
+
+def schedule_options(data):
+    """Return a schedule trigger's settings from what staff chose: "daily at 09:00" keeps
+    its choice and the cron derived from it; a custom cron is kept as typed."""
+    value = {key: str(data.get(name) or "").strip() for name, key in SCHEDULE_FIELDS.items()}
+    every = value["every"] or "daily"
+    options = {"filter": value["filter"], "every": every, "timezone": value["timezone"]}
+    if every == "cron":
+        options["cron"] = value["cron"]
+        return options
+    options["at"] = value["at"]
+    if every == "weekly":
+        options["weekday"] = value["weekday"]
+    options["cron"] = schedule_trigger.derived_cron(options) or ""
+    return options
+
+
+def schedule_filter_choices(user, current=""):
+    """The saved filters a person may schedule: their own and shared ones on lists they may
+    see (automations.bookmarks.visible); a filter already chosen stays, unnamed if hidden."""
+    from automations import bookmarks
+
+    choices = [("", "---------")]
+    choices += [(f.slug, f"{f.name} ({_list_name(f.list)})") for f in bookmarks.visible(user)]
+    if current and current not in dict(choices):
+        choices.append((current, _("A saved filter you cannot see, or one deleted")))
+    return choices
+
+
+def _list_name(list_label):
+    from django.apps import apps
+
+    try:
+        return capfirst(apps.get_model(list_label)._meta.verbose_name_plural)
+    except (LookupError, ValueError):
+        return list_label
+
+
+class ScheduleFields(forms.Form):
+    """The workflow form's fields for a schedule trigger (shown when it is chosen)."""
+
+    schedule_filter = forms.ChoiceField(
+        label=_("Saved filter"),
+        required=False,
+        choices=[("", "---------")],
+        help_text=_("The rows each tick runs on; save one from any Stripe list."),
+    )
+    schedule_every = forms.ChoiceField(
+        label=_("Runs"), required=False, choices=EVERY_CHOICES, initial="daily"
+    )
+    schedule_weekday = forms.ChoiceField(
+        label=_("On"), required=False, choices=WEEKDAY_CHOICES, initial="mon"
+    )
+    schedule_at = forms.CharField(
+        label=_("At"),
+        required=False,
+        initial="09:00",
+        max_length=5,
+        widget=forms.TextInput(attrs={"size": 5, "placeholder": "09:00"}),
+        help_text=_("24-hour clock, HH:MM, in the time zone below."),
+    )
+    schedule_cron = forms.CharField(
+        label=_("Cron"),
+        required=False,
+        max_length=100,
+        help_text=_("Minute hour day month weekday, e.g. “0 9 * * 1-5”: 09:00 on weekdays."),
+    )
+    schedule_timezone = forms.ChoiceField(
+        label=_("Time zone"), required=False, choices=zone_choices
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial.setdefault("schedule_timezone", timezone.get_current_timezone_name())
+        instance = getattr(self, "instance", None)
+        if instance is not None and instance.pk and instance.trigger_kind == TriggerKind.SCHEDULE:
+            trigger = definition.trigger_of(instance)
+            for name, key in SCHEDULE_FIELDS.items():
+                if trigger.get(key):
+                    self.initial[name] = trigger[key]
+
+    def offer_filters(self, user):
+        current = self.data.get("schedule_filter") if self.is_bound else None
+        self.fields["schedule_filter"].choices = schedule_filter_choices(
+            user, current or self.initial.get("schedule_filter") or ""
+        )
+
+
+def next_runs(trigger, count=3):
+    """Return a schedule's next ticks for the editor, in its zone with the zone named, and
+    the Problems with its timing as words: {"zone", "times": [{"iso", "text"}], "problems"}."""
+    problems = [message(p) for p in schedule_trigger.validate_timing(trigger)]
+    times = [] if problems else schedule_trigger.next_times(trigger, count)
+    zone = trigger.get("timezone") or ""
+    return {
+        "zone": zone,
+        "times": [
+            {
+                "iso": tick.isoformat(),
+                "text": f"{date_format(tick, 'D')} {date_format(tick, 'DATETIME_FORMAT')} ({zone})",
+            }
+            for tick in times
+        ],
+        "problems": problems,
+    }
 
 
 # ------------------------------------------------------------------ config fields
@@ -468,8 +605,24 @@ def references_for(trigger, items):
 
 def _menu(trigger, earlier):
     return [
-        [f["path"], str(f["label"]), f["type"]] for f in catalog.fields_in_scope(trigger, earlier)
+        [f["path"], str(f["label"]), f["type"], *_loop_snippet(f)]
+        for f in catalog.fields_in_scope(trigger, earlier)
     ]
+
+
+def _loop_snippet(field):
+    """A list that can be looped over gets a ready loop to insert: its first few item
+    fields, amounts shown with their currency."""
+    items = field.get("items")
+    if not items:
+        return []
+    wanted = [f for f in items if f["type"] == "id"][:1]
+    wanted += [f for f in items if f["type"] == "money"][:1]
+    body = " ".join(
+        "{{" + f["path"] + (" | money" if f["type"] == "money" else "") + "}}"
+        for f in wanted or items[:1]
+    )
+    return ["{{#each " + field["path"] + " limit=10}}• " + body + "\n{{/each}}"]
 
 
 LIMIT_FIELDS = ("per_run", "per_day")
@@ -523,7 +676,7 @@ class WorkflowEditor:
     @property
     def trigger(self):
         if self.data is not None and "trigger" in self.data:
-            return parse_trigger(self.data.get("trigger"))
+            return parse_trigger(self.data.get("trigger"), self.data)
         if self.workflow.pk:
             return definition.trigger_of(self.workflow)
         return {}
@@ -651,7 +804,12 @@ class WorkflowEditor:
         )
         if best is None:
             if where.startswith("trigger") and self.workflow_form is not None:
-                self.workflow_form.add_error("trigger", text)
+                # A schedule's settings have their own fields; the rest is the trigger menu.
+                fields = {f"trigger.{key}": name for name, key in SCHEDULE_FIELDS.items()}
+                target = fields.get(where, "trigger")
+                if target not in self.workflow_form.fields:
+                    target = "trigger"
+                self.workflow_form.add_error(target, text)
                 self.has_errors = True
             elif where == "name" and self.workflow_form is not None:
                 self.workflow_form.add_error("name", text)

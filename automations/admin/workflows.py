@@ -21,28 +21,34 @@ from automations import definition, workflows
 from automations.admin.base import ReadOnlyAdmin, badge, page
 from automations.admin.editor import (
     LIMIT_FIELDS,
+    SCHEDULE_FIELDS,
     ConditionForm,
     ConditionFormSet,
+    ScheduleFields,
     StepForm,
     StepFormSet,
     WorkflowEditor,
     config_fieldsets,
     format_caps,
+    next_runs,
     parse_trigger,
     references_for,
     trigger_choices,
     trigger_value,
 )
-from automations.models import Condition, Step, Workflow, WorkflowVersion
+from automations.models import Condition, Step, TriggerKind, Workflow, WorkflowVersion
 from automations.problems import InvalidDefinition, message
 
 
-class WorkflowForm(forms.ModelForm):
+class WorkflowForm(ScheduleFields, forms.ModelForm):
     # Not a model field: the service writes the trigger's columns with the rest of the draft.
     trigger = forms.ChoiceField(
         label=_("Trigger"),
         choices=trigger_choices,
-        help_text=_("A Stripe event, or staff running it on Stripe objects they select."),
+        help_text=_(
+            "A Stripe event, staff running it on Stripe objects they select, or a schedule "
+            "over a saved filter."
+        ),
     )
 
     # Money caps, one "1,000 USD" per line; required when a step moves money.
@@ -145,7 +151,7 @@ class WorkflowAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is not None and not self.has_change_permission(request, obj):
             return ["name", "description", "owner", "definition"]
-        return ["name", "description", "owner", "trigger", *LIMIT_FIELDS]
+        return ["name", "description", "owner", "trigger", *SCHEDULE_FIELDS, *LIMIT_FIELDS]
 
     @admin.display(description=_("What it does (draft)"))
     def definition(self, obj):
@@ -172,6 +178,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             # before the inline formsets, which create the editor.
             def __init__(self, *args, **kw):
                 super().__init__(*args, **kw)
+                self.offer_filters(request.user)
                 request._kanri_workflow_form = self
 
         return EditorWorkflowForm
@@ -219,10 +226,16 @@ class WorkflowAdmin(admin.ModelAdmin):
                 "activate_reason": workflows.reason_text(state["activate_reason"]),
                 "can_preview": self.has_change_permission(request, workflow),
             }
+            trigger = definition.trigger_of(workflow)
+            if trigger["kind"] == TriggerKind.SCHEDULE:
+                extra["kanri"]["schedule"] = next_runs(trigger)
         return super().change_view(request, object_id, form_url, extra)
 
     def _urls(self):
-        return {"kanri_references_url": reverse("admin:automations_workflow_references")}
+        return {
+            "kanri_references_url": reverse("admin:automations_workflow_references"),
+            "kanri_schedule_url": reverse("admin:automations_workflow_schedule"),
+        }
 
     # ------------------------------------------------------------ extra pages
 
@@ -232,6 +245,7 @@ class WorkflowAdmin(admin.ModelAdmin):
         return [
             path("inventory/", view(self.inventory_view), name=f"{info}_inventory"),
             path("references/", view(self.references_view), name=f"{info}_references"),
+            path("schedule/", view(self.schedule_view), name=f"{info}_schedule"),
             path("<path:object_id>/preview/", view(self.preview_view), name=f"{info}_preview"),
             path("<path:object_id>/activate/", view(self.activate_view), name=f"{info}_activate"),
             path("<path:object_id>/pause/", view(self.pause_view), name=f"{info}_pause"),
@@ -285,10 +299,16 @@ class WorkflowAdmin(admin.ModelAdmin):
                 )
                 for s in body.get("steps") or []
             ][:500]
-            trigger = parse_trigger(str(body.get("trigger") or ""))
+            trigger = parse_trigger(str(body.get("trigger") or ""), body)
         except (ValueError, TypeError, KeyError, AttributeError):
             return JsonResponse({"error": "malformed body"}, status=400)
         return JsonResponse(references_for(trigger, items))
+
+    def schedule_view(self, request):
+        """The next runs of the schedule being edited (the form's fields, as a GET query)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return JsonResponse(next_runs(parse_trigger("schedule:", request.GET)))
 
     def preview_view(self, request, object_id):
         workflow = self._workflow(request, object_id, self.has_change_permission)

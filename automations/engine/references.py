@@ -6,12 +6,27 @@ one reference keeps the referenced value's type (an amount stays an integer).
 
     >>> render("Paid {{trigger.data.object.amount | money}}", ctx)
     'Paid 1,500.00 USD'
+
+A loop (`{{#each … limit=N}}…{{/each}}`, see integrations/references.py) renders its body
+once per item, at most N items, then a line "…and M more" for the rest; the values it
+inserts are escaped like any other.
 """
 
 import json
 
+from django.utils.translation import ngettext
+
 from automations.money import format_money
-from integrations.references import REFERENCE, ROOTS, parse, path_problem
+from integrations.references import (
+    ITEM,
+    LOOP_MAX,
+    REFERENCE,
+    ROOTS,
+    Loop,
+    parse,
+    path_problem,
+    split,
+)
 
 __all__ = ["REFERENCE", "ROOTS", "RenderError", "lookup", "parse", "render", "strings_in"]
 MISSING = object()
@@ -28,10 +43,11 @@ def lookup(path, context):
     `_`, so no attribute of any object is ever reached.
     """
     parts = path.split(".")
-    broken = path_problem(path)
+    roots = (*ROOTS, ITEM) if ITEM in context else ROOTS
+    broken = path_problem(path, roots)
     if broken and broken[0] == "reference_root":
         raise RenderError(
-            f"Unknown reference {{{{{path}}}}}: it must start with {', '.join(ROOTS)}."
+            f"Unknown reference {{{{{path}}}}}: it must start with {', '.join(roots)}."
         )
     if broken:
         raise RenderError(f"{{{{{path}}}}} is not a valid reference.")
@@ -90,13 +106,60 @@ def render_text(text, context, escape=None):
     if whole and escape is None:
         path, filter_name = whole.group(1), whole.group(2) or None
         return apply_filter(filter_name, lookup(path, context), path, context)
+    pieces, broken = split(text)
+    if broken:
+        raise RenderError(f"{text[:200]!r} has a loop that is not valid ({broken[0]}).")
+    # Each piece is rendered once and joined: what a value inserts is never scanned again.
+    return "".join(
+        _render_loop(piece, context, escape)
+        if isinstance(piece, Loop)
+        else _substitute(piece, context, escape)
+        for piece in pieces
+    )
 
+
+def _substitute(text, context, escape):
     def replace(match):
         path, filter_name = match.group(1), match.group(2) or None
         value = as_text(apply_filter(filter_name, lookup(path, context), path, context))
         return escape(value) if escape else value
 
     return REFERENCE.sub(replace, text)
+
+
+def _render_loop(loop, context, escape):
+    items = lookup(loop.path, context)
+    if items is None:
+        items = []  # Stripe sends null for an empty optional list
+    if not isinstance(items, list):
+        raise RenderError(f"{{{{#each {loop.path}}}}} is not a list.")
+    shown = items[: min(loop.limit, LOOP_MAX)]
+    out = "".join(_substitute(loop.body, {**context, ITEM: item}, escape) for item in shown)
+    more = _total(loop.path, items, context) - len(shown)
+    if more > 0:
+        line = ngettext("…and %(count)d more", "…and %(count)d more", more) % {"count": more}
+        if out and not out.endswith("\n"):
+            out += "\n"
+        out += line + ("\n" if loop.body.endswith("\n") else "")
+    return out
+
+
+def _total(path, items, context):
+    """Return how many items a list stands for: its length, except a digest's `rows`,
+    which it keeps a bounded number of while its `count` says how many there are."""
+    parent_path, _, name = path.rpartition(".")
+    if name == "rows" and parent_path:
+        parent = lookup(parent_path, context)
+        parent = parent if isinstance(parent, dict) else {}
+        count = parent.get("count")
+        if (
+            parent.get("object") == "digest"
+            and isinstance(count, int)
+            and not isinstance(count, bool)
+            and count > len(items)
+        ):
+            return count
+    return len(items)
 
 
 def render(value, context, escape=None):
@@ -122,5 +185,15 @@ def strings_in(value):
 
 
 def references_in(value):
-    """Return every reference path used anywhere in a config value."""
-    return [path for text in strings_in(value) for path, _ in parse(text)]
+    """Return every reference path used anywhere in a config value: a loop counts as its
+    list's path (its body's `item.…` paths mean nothing outside it)."""
+    paths = []
+    for text in strings_in(value):
+        pieces, broken = split(text)
+        for piece in pieces if not broken else [text]:
+            if isinstance(piece, Loop):
+                paths.append(piece.path)
+                paths += [p for p, _ in parse(piece.body) if p.split(".")[0] != ITEM]
+            else:
+                paths += [p for p, _ in parse(piece)]
+    return paths

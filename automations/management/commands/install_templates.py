@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from automations import workflows
 from automations.models import Workflow
 from automations.problems import InvalidDefinition
-from automations.templates import TEMPLATES
+from automations.templates import TEMPLATES, ensure_filters
 
 
 class Command(BaseCommand):
@@ -34,6 +34,7 @@ class Command(BaseCommand):
             if Workflow.objects.filter(name=definition["name"]).exists():
                 self.stdout.write(f"= {definition['name']} (exists, left as it is)")
                 continue
+            ensure_filters(definition)  # a scheduled template's saved filter
             try:
                 workflow = workflows.create(definition, owner=user)
             except InvalidDefinition as e:

@@ -152,7 +152,10 @@
     if (pending) clearTimeout(pending);
     pending = setTimeout(function () {
       pending = null;
-      var body = JSON.stringify({ trigger: triggerValue(), steps: draftSteps() });
+      var draft = scheduleValues();
+      draft.trigger = triggerValue();
+      draft.steps = draftSteps();
+      var body = JSON.stringify(draft);
       fetch(config.referencesUrl, {
         method: "POST", credentials: "same-origin", body: body,
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() }
@@ -194,6 +197,11 @@
     var options = [["", "Insert reference…"]];
     var amount = input.getAttribute("data-kanri-references") === "amount";
     ((references.steps || {})[form.id] || []).forEach(function (f) {
+      // A list that can be looped over comes with a ready loop (from the server) for text.
+      if (f[3]) {
+        if (!amount) options.push([f[3], f[1] + " (each)"]);
+        return;
+      }
       // An amount field takes the raw integer; text shows money with its currency.
       if (amount && f[2] !== "money" && f[2] !== "integer") return;
       var filter = !amount && f[2] === "money" ? " | money" : "";
@@ -226,6 +234,83 @@
     stepForms().forEach(addReferenceHelpers);
   }
 
+  /* --- a schedule trigger: its fields, and its next runs from the server ----------- */
+  var SCHEDULE = ["filter", "every", "weekday", "at", "cron", "timezone"];
+  var schedulePending = null;
+
+  function scheduleInput(name) {
+    return document.getElementById("id_schedule_" + name);
+  }
+
+  function scheduleValues() {
+    var values = {};
+    SCHEDULE.forEach(function (name) {
+      var input = scheduleInput(name);
+      if (input) values["schedule_" + name] = input.value;
+    });
+    return values;
+  }
+
+  function isSchedule() {
+    return triggerValue().indexOf("schedule:") === 0;
+  }
+
+  function showSchedule() {
+    var on = isSchedule();
+    var every = scheduleInput("every") ? scheduleInput("every").value : "daily";
+    var shown = {
+      filter: on, every: on, timezone: on,
+      weekday: on && every === "weekly",
+      at: on && every !== "cron",
+      cron: on && every === "cron"
+    };
+    SCHEDULE.forEach(function (name) {
+      var row = document.querySelector(".form-row.field-schedule_" + name);
+      if (row) row.hidden = !shown[name];
+    });
+    var box = document.getElementById("kanri-schedule-next");
+    if (box) box.hidden = !on;
+  }
+
+  function showNextRuns(answer) {
+    var times = document.getElementById("kanri-schedule-times");
+    var problems = document.getElementById("kanri-schedule-problems");
+    if (!times || !problems) return;
+    times.innerHTML = "";
+    problems.innerHTML = "";
+    (answer.times || []).forEach(function (time) {
+      var item = document.createElement("li");
+      var element = document.createElement("time");
+      element.setAttribute("datetime", time.iso);
+      element.textContent = time.text;
+      item.appendChild(element);
+      times.appendChild(item);
+    });
+    (answer.problems || []).forEach(function (text) {
+      var item = document.createElement("li");
+      item.className = "errornote";
+      item.textContent = text;
+      problems.appendChild(item);
+    });
+  }
+
+  function fetchSchedule() {
+    if (!config.scheduleUrl || !isSchedule()) return;
+    if (schedulePending) clearTimeout(schedulePending);
+    schedulePending = setTimeout(function () {
+      schedulePending = null;
+      var query = new URLSearchParams(scheduleValues()).toString();
+      fetch(config.scheduleUrl + "?" + query, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (answer) { if (answer) showNextRuns(answer); });
+    }, 200);
+  }
+
+  function refreshSchedule() {
+    showSchedule();
+    fetchSchedule();
+  }
+
   function refreshAll() {
     refreshBranches();
     refreshConditionFields();
@@ -241,17 +326,28 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     var data = document.getElementById("kanri-editor-config");
-    config = data ? { referencesUrl: data.dataset.referencesUrl } : {};
+    config = data ? {
+      referencesUrl: data.dataset.referencesUrl, scheduleUrl: data.dataset.scheduleUrl
+    } : {};
     stepForms().forEach(setUp);
+    showSchedule();
     refreshAll();
     document.addEventListener("change", function (event) {
       var form = event.target.closest && event.target.closest("#steps-group .inline-related");
       if (form && /-kind$/.test(event.target.name)) showConfigFor(form);
-      if (event.target.id === "id_trigger" ||
+      if (event.target.id === "id_trigger" || event.target.id === "id_schedule_filter" ||
           /-(kind|name|DELETE|placement)$/.test(event.target.name)) {
         refreshAll();
       } else if (/-scope$/.test(event.target.name)) {
         refreshConditionFields();
+      }
+      if (event.target.id === "id_trigger" || /^id_schedule_/.test(event.target.id || "")) {
+        refreshSchedule();
+      }
+    });
+    document.addEventListener("input", function (event) {
+      if (event.target.id === "id_schedule_at" || event.target.id === "id_schedule_cron") {
+        fetchSchedule();
       }
     });
     document.addEventListener("formset:added", function (event) {
