@@ -451,6 +451,7 @@ STEP_OBJECTS = {
     "stripe.create_refund": "refund",
     "stripe.update_customer_metadata": "customer",
     "stripe.retrieve_subscription": "subscription",
+    "stripe.update_charge_metadata": "charge",
 }
 # Outputs an action flattens or builds itself, so the object's fields cannot type them.
 STEP_OUTPUT_TYPES = {
@@ -465,6 +466,18 @@ STEP_OUTPUT_TYPES = {
         "current_period_end": {"type": "timestamp"},
     },
     "email.send": {"to": {"type": "list"}},
+    "stripe.store_credit": {
+        "credit_type": {"type": "string", "choices": ["balance", "promotion_code"]},
+        "credit_id": {"type": "id"},
+        "coupon": {"type": "id"},
+        # The action puts the currency beside the amount, as Stripe does.
+        "amount": {"type": "money"},
+        "currency": {"type": "currency"},
+        "customer": {"type": "id"},
+        "email": {"type": "email"},
+        "expires_at": {"type": "timestamp"},
+        "charge": {"type": "id"},
+    },
 }
 
 
@@ -541,6 +554,71 @@ def object_fields(object_name, prefix="trigger.data.object"):
         _typed(f"{prefix}.{field['name']}", field["label"], field)
         for field in OBJECT_FIELDS.get(object_name, [])
     ]
+
+
+# What a scheduled run holds (automations/triggers/schedule.py): the tick, and either one
+# row of the saved filter (each row) or a digest of them. A digest's lists are looped over
+# in messages ({{#each …}}); "items" are the fields each item offers as {{item.…}}.
+SCHEDULE_FIELDS = [
+    {"path": "trigger.id", "label": "Run key (schedule and tick)", "type": "id"},
+    {"path": "trigger.created", "label": "Scheduled for", "type": "timestamp"},
+]
+DIGEST_ROWS = 200  # rows a digest keeps in its snapshot; its count and totals cover all
+
+
+def digest_fields(object_name):
+    """Return the fields of a digest of a saved filter's rows of one kind of Stripe object."""
+    prefix = "trigger.data.object"
+    rows = object_fields(object_name, prefix="item") or [
+        {"path": "item.id", "label": "ID", "type": "id"}
+    ]
+    return [
+        *copy.deepcopy(SCHEDULE_FIELDS),
+        {"path": f"{prefix}.count", "label": "Number of rows", "type": "integer"},
+        {
+            "path": f"{prefix}.rows",
+            "label": f"Rows (the first {DIGEST_ROWS})",
+            "type": "list",
+            "items": rows,
+        },
+        {
+            "path": f"{prefix}.totals",
+            "label": "Totals per currency",
+            "type": "list",
+            "items": [
+                {"path": "item.amount", "label": "Total", "type": "money"},
+                {"path": "item.currency", "label": "Currency", "type": "currency"},
+            ],
+        },
+        {"path": f"{prefix}.filter.name", "label": "Saved filter name", "type": "string"},
+        {"path": f"{prefix}.filter.url", "label": "Saved filter link", "type": "string"},
+        {"path": f"{prefix}.scheduled_for", "label": "Scheduled for (ISO 8601)", "type": "string"},
+    ]
+
+
+def row_fields(object_name):
+    """Return the fields of a scheduled run on one row of a saved filter."""
+    return [
+        *copy.deepcopy(SCHEDULE_FIELDS),
+        *(
+            object_fields(object_name)
+            or [{"path": "trigger.data.object.id", "label": "ID", "type": "id"}]
+        ),
+    ]
+
+
+def loop_items(path, trigger, steps):
+    """Return the fields of each item of the list at `path`, or None if it is not a list
+    that can be looped over."""
+    for field in fields_in_scope(trigger, steps):
+        if field["path"] == path:
+            return field.get("items") if field["type"] == "list" else None
+    return None
+
+
+def item_type(path, items):
+    """Return the type of `item.…` inside a loop over a list with these item fields."""
+    return _known(path, items)
 
 
 def fields_for(trigger):

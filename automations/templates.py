@@ -144,8 +144,85 @@ def refund_early_fraud_warnings(team=TEAM):
     }
 
 
+OPS_CHANNEL = "#payments"
+# Saved filters that templates run on, created (shared, with no owner) when installing a
+# template that needs one; the slug is fixed so the template can name it.
+FAILED_YESTERDAY = "failed-yesterday"
+SAVED_FILTERS = {
+    FAILED_YESTERDAY: {
+        "name": "Payments that failed yesterday",
+        "list": "djstripe.charge",
+        "query": "created__period=yesterday&status__in=failed",
+    },
+}
+
+
+def failed_payments_digest(team=None, channel=OPS_CHANNEL):
+    """B: every morning at 9:00 Tokyo time, one Slack message listing yesterday's failed
+    payments, their count and total per currency (`team` is unused: it posts to Slack)."""
+    return {
+        "name": "Daily failed payments digest",
+        "description": "Every morning at 9:00 (Asia/Tokyo), post yesterday's failed payments "
+        "to Slack as one message: how many, the total per currency, and each payment.",
+        "trigger": {
+            "kind": "schedule",
+            "mode": "digest",
+            "filter": FAILED_YESTERDAY,
+            "every": "daily",
+            "at": "09:00",
+            "cron": "0 9 * * *",
+            "timezone": "Asia/Tokyo",
+        },
+        # A day without failed payments posts nothing.
+        "conditions": [[{"field": "trigger.data.object.count", "op": "gt", "value": 0}]],
+        "steps": [
+            {
+                "name": "post_digest",
+                "kind": "slack.post_message",
+                "config": {
+                    "channel": channel,
+                    "text": (
+                        "{{trigger.data.object.count}} failed payments yesterday "
+                        "({{trigger.data.object.filter.name}})\n"
+                        "{{#each trigger.data.object.totals limit=20}}"
+                        "Total: {{item.amount | money}}\n{{/each}}"
+                        "{{#each trigger.data.object.rows limit=20}}"
+                        "• {{item.id}} {{item.amount | money}} {{item.failure_code}}\n"
+                        "{{/each}}"
+                    ),
+                },
+            }
+        ],
+    }
+
+
+def ensure_filters(definition):
+    """Create the saved filter a template's trigger names, if it is one of SAVED_FILTERS
+    and missing; return it (or None)."""
+    from automations.models import SavedFilter
+
+    slug = (definition.get("trigger") or {}).get("filter")
+    if slug not in SAVED_FILTERS:
+        return None
+    saved, _created = SavedFilter.objects.get_or_create(
+        slug=slug, defaults={**SAVED_FILTERS[slug], "shared": True, "owner": None}
+    )
+    return saved
+
+
+def refund_as_store_credit(team=None):
+    """C: selected charges are refunded as store credit (a promotion code only the
+    customer can use, once, for 365 days), and the customer is emailed (`team` is unused:
+    the email goes to the customer)."""
+    from automations import store_credit
+
+    return store_credit.preset()
+
+
 TEMPLATES = {
     "personalise_large_orders": personalise_large_orders,
     "tag_vip_customers": tag_vip_customers,
     "refund_early_fraud_warnings": refund_early_fraud_warnings,
+    "refund_as_store_credit": refund_as_store_credit,
+    "failed_payments_digest": failed_payments_digest,
 }

@@ -11,6 +11,8 @@ ACTIONS = {
     "stripe.create_refund": "integrations.stripe_actions.CreateRefund",
     "stripe.update_customer_metadata": "integrations.stripe_actions.UpdateCustomerMetadata",
     "stripe.retrieve_subscription": "integrations.stripe_actions.RetrieveSubscription",
+    "stripe.store_credit": "integrations.stripe_actions.StoreCredit",
+    "stripe.update_charge_metadata": "integrations.stripe_actions.UpdateChargeMetadata",
 }
 
 
