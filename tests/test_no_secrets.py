@@ -18,8 +18,12 @@ from tests.builders import create_workflow
 from tests.conftest import WEBHOOK_SECRET
 
 RESTRICTED_KEY = "rk_test_" + "7" * 24
-# A Stripe secret by its documented prefix (https://docs.stripe.com/keys).
-SECRET = re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9_]+")
+# A Stripe secret by its documented prefix (https://docs.stripe.com/keys), and an
+# intent's client secret (it lets anyone confirm the payment).
+SECRET = re.compile(
+    r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9_]+"
+    r"|\b(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"
+)
 LINK = re.compile(r"""<a\s[^>]*?href\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 # Leaving is not a page; the short links to saved filters are redirects by design.
 SKIP = ("/admin/logout/",)
@@ -79,6 +83,16 @@ def world(db, stripe_account, fake_slack):
     so.webhook_delivery(valid=False, processed=False, exception="Invalid signature")
     workflow = create_workflow(THANK, status="active")
     workflows.run_on(workflow, [rows["charge"].id])
+    # A run whose snapshot holds a payment intent, client secret and all.
+    intent_workflow = create_workflow(
+        {
+            **THANK,
+            "name": "Thank intents",
+            "trigger": {"kind": "manual", "object": "payment_intent"},
+        },
+        status="active",
+    )
+    workflows.run_on(intent_workflow, [rows["paymentintent"].id])
     return rows
 
 

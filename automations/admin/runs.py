@@ -11,7 +11,7 @@ from more_admin_filters import MultiSelectFilter
 
 from automations import workflows
 from automations.admin.actions import confirm_selected
-from automations.admin.base import ReadOnlyAdmin, badge, page
+from automations.admin.base import ReadOnlyAdmin, badge, page, redact, redact_data
 from automations.admin.bookmarks import SavedFiltersMixin
 from automations.models import Run, RunStep
 from automations.money import format_money
@@ -296,9 +296,9 @@ class RunAdmin(SavedFiltersMixin, ReadOnlyAdmin):
                 "attempt": s.attempt,
                 "status": s.status,
                 "status_label": str(s.get_status_display()),
-                "input": s.input,
-                "output": s.output,
-                "error": s.error,
+                "input": redact_data(s.input),
+                "output": redact_data(s.output),
+                "error": redact(s.error),
                 "idempotency_key": s.idempotency_key,
                 "started_at": s.started_at,
                 "duration_ms": s.duration_ms,
@@ -328,12 +328,12 @@ class RunAdmin(SavedFiltersMixin, ReadOnlyAdmin):
                 "status_label": run.get_status_display(),
                 "hold_reason": run.get_hold_reason_display() if run.hold_reason else "",
                 "attempt": run.attempt,
-                "error": run.error,
+                "error": redact(run.error),
                 "created_at": run.created_at,
                 "started_at": run.started_at,
                 "finished_at": run.finished_at,
                 "next_attempt_at": run.next_attempt_at,
-                "trigger_data": run.trigger_data,
+                "trigger_data": redact_data(run.trigger_data),
             },
             steps=steps,
             can_decide=run.status == Run.Status.HELD and self.has_retry_permission(request),

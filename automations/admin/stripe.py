@@ -17,7 +17,6 @@ For superusers, who still reach dj-stripe's other models, `hide_secrets` removes
 key from dj-stripe's remaining detail pages.
 """
 
-import re
 from datetime import UTC, datetime
 
 from django.contrib import admin, messages
@@ -38,26 +37,13 @@ from djstripe.admin import StripeModelAdmin
 
 from automations.admin import filters
 from automations.admin.actions import run_workflow_on_selected
-from automations.admin.base import page
+from automations.admin.base import page, redact
 from automations.admin.bookmarks import SavedFiltersMixin
 from automations.admin.credit import refund_as_store_credit
 from automations.money import format_money
 
 RUN_PERMISSION = "automations.run_workflow"
 GUARDED_ACTIONS = ("run_workflow_on_selected", "refund_as_store_credit")
-
-# Stripe secrets by their documented prefixes (https://docs.stripe.com/keys), and the
-# client secrets of intents. No page shows one, whatever field it hides in.
-SECRET = re.compile(
-    r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9_]+"
-    r"|\b(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"
-)
-
-
-def redact(text):
-    """Return text with anything shaped like a Stripe secret replaced."""
-    return SECRET.sub("[redacted]", str(text))
-
 
 # ------------------------------------------------------------------ how values read
 
