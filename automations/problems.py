@@ -93,6 +93,9 @@ MESSAGES = {
     # schedule trigger
     "schedule_filter_required": _("Choose the saved filter whose rows the schedule runs on."),
     "schedule_filter_unknown": _("There is no saved filter %(filter)r."),
+    "schedule_filter_private": _(
+        "A schedule runs for the whole team: share the saved filter “%(name)s” first."
+    ),
     "schedule_mode_unknown": _(
         "%(mode)r is not a way to run on a schedule: choose one digest or one run per row."
     ),

@@ -95,6 +95,21 @@ def test_a_valid_trigger_has_no_problems(failed_filter):
     )
 
 
+def test_a_schedule_over_a_private_filter_is_refused_until_it_is_shared(failed_filter):
+    # The rows would go to the whole team (Slack, email) on the owner's permissions.
+    SavedFilter.objects.filter(pk=failed_filter.pk).update(shared=False)
+    trigger = {
+        "mode": "digest",
+        "filter": failed_filter.slug,
+        "cron": "0 9 * * *",
+        "timezone": "UTC",
+    }
+
+    assert codes(trigger) == [("trigger.filter", "schedule_filter_private")]
+    SavedFilter.objects.filter(pk=failed_filter.pk).update(shared=True)
+    assert codes(trigger) == []
+
+
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
@@ -315,6 +330,22 @@ def test_a_filter_that_no_longer_applies_fails_the_tick_visibly_and_starts_nothi
 
     assert not Run.objects.exists()
     assert [r[5] for r in schedule_rows(workflow)] == [utc(2026, 12, 3, 0, 0)]
+
+
+def test_a_filter_made_private_after_activation_fails_the_tick_and_starts_nothing(
+    failed_filter, django_capture_on_commit_callbacks
+):
+    stripe_objects.charge(500, status="failed")
+    with time_machine.travel(T0, tick=False):
+        workflow = create_workflow(scheduled(failed_filter), status="active")
+    SavedFilter.objects.filter(pk=failed_filter.pk).update(shared=False)
+
+    later = time_machine.travel(T0 + timedelta(days=1), tick=False)
+    capture = django_capture_on_commit_callbacks(execute=True)
+    with later, pytest.raises(bookmarks.FilterError, match="may not view"), capture:
+        run_schedule(workflow.pk)
+
+    assert not Run.objects.exists()
 
 
 # ---------------------------------------------------------------- digests and rows

@@ -210,8 +210,16 @@ def validate(trigger):
     slug = trigger.get("filter")
     if not slug:
         problems.append(Problem("trigger.filter", "schedule_filter_required"))
-    elif not SavedFilter.objects.filter(slug=slug).exists():
-        problems.append(Problem("trigger.filter", "schedule_filter_unknown", {"filter": slug}))
+    else:
+        saved = SavedFilter.objects.filter(slug=slug).values("name", "shared").first()
+        if saved is None:
+            problems.append(Problem("trigger.filter", "schedule_filter_unknown", {"filter": slug}))
+        elif not saved["shared"]:
+            # A scheduled run reads the rows for the whole team (into Slack, email…); a
+            # private filter, perhaps someone else's, must not leak that way.
+            problems.append(
+                Problem("trigger.filter", "schedule_filter_private", {"name": saved["name"]})
+            )
     return problems + _timing_problems(trigger)
 
 
@@ -338,6 +346,8 @@ def _rows(trigger, limit=None):
     found = timing(trigger)
     if saved is None or found is None:
         return None
+    if not saved.shared:  # made private since the workflow was activated
+        raise bookmarks.FilterError("list_forbidden", list=saved.list, user=_("the team"))
     # "created yesterday" means the workflow's yesterday, not the server's.
     with timezone.override(found[1]):
         return saved, bookmarks.rows(saved, limit=limit)
