@@ -226,3 +226,13 @@ def test_a_legacy_money_version_without_caps_holds_instead_of_refunding(world, p
         {"cap": "per_day", "limit": None, "total": 100},
     ]
     assert refund_posts(world) == []
+
+
+def test_runs_waiting_for_approval_can_be_listed_on_their_own(client, world, post_event):
+    held = pay(post_event, 60)
+    pay(post_event, 10)
+    client.force_login(staff_user("viewer"))
+
+    page = client.get("/admin/automations/run/?hold_reason=approval")
+
+    assert [run.pk for run in page.context["cl"].result_list] == [held.pk]

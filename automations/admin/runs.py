@@ -116,6 +116,7 @@ class RunAdmin(SavedFiltersMixin, ReadOnlyAdmin):
     list_filter = [
         "workflow",
         ("status", RunStatusFilter),
+        "hold_reason",
         "trigger_kind",
         "event_type",
         "created_at",
