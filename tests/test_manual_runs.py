@@ -144,3 +144,24 @@ def test_a_manual_workflow_runs_only_on_its_own_kind_of_object(world):
         {"id": world["workflow"].pk, "name": "Thank big customers"}
     ]
     assert workflows.manual_workflows("customer") == []
+
+
+def test_a_confirmed_workflow_paused_meanwhile_runs_nothing_not_another_in_its_place(
+    client, world, django_capture_on_commit_callbacks
+):
+    charges = stored_charges([1500])
+    other = create_workflow({**THANK_YOU, "name": "Another thank-you"}, status="active")
+    client.force_login(staff_user("editor"))
+    confirm = choose_action(client, charges, workflow=world["workflow"].pk)
+    token = confirm.context["hidden"]["kanri_token"]
+    workflows.pause(world["workflow"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = choose_action(
+            client, charges, workflow=world["workflow"].pk, kanri_token=token, post="yes"
+        )
+
+    assert response.status_code == 302
+    assert not Run.objects.exists()
+    assert other.runs.count() == 0
+    assert world["slack"].calls == []

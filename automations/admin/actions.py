@@ -75,34 +75,32 @@ def _object_row(obj):
     return {"label": obj.id, "detail": " · ".join(detail)}
 
 
-@admin.action(description=_("Run workflow on selected…"))
-def run_workflow_on_selected(modeladmin, request, queryset):
-    """Start a manual workflow on each selected Stripe object, after a dry-run of 3."""
-    object_name = modeladmin.kanri_object
-    choices = workflows.manual_workflows(object_name)
-    chosen = next((c for c in choices if str(c["id"]) == request.POST.get("workflow")), None)
+def choose_workflow(modeladmin, request, queryset, choices, *, rows, none_text, title, intro):
+    """Return (workflow, page) for an action that runs a chosen workflow on selected objects.
+
+    The workflow is the one the request names, or the only one offered; `page` is the
+    "which workflow?" page when there is a choice to make, and both are None after a
+    message when nothing can run. A workflow named on a confirmed page that is no longer
+    offered (paused meanwhile) stops the action: another is never run in its place.
+    """
+    if not choices:
+        modeladmin.message_user(request, none_text, messages.WARNING)
+        return None, None
+    asked = request.POST.get("workflow")
+    chosen = next((c for c in choices if str(c["id"]) == asked), None)
+    if asked and chosen is None:
+        modeladmin.message_user(request, workflows.reason_text("not_manual"), messages.ERROR)
+        return None, None
     if chosen is None and len(choices) == 1:
         chosen = choices[0]
-    selected = list(queryset.order_by("pk"))
-    if not choices:
-        modeladmin.message_user(
-            request,
-            _t(
-                "No active workflow runs on these objects. Create one whose trigger is "
-                "“Run on selected objects”, and activate it."
-            ),
-            messages.WARNING,
-        )
-        return None
     if chosen is None:
-        return confirm_selected(
+        return None, confirm_selected(
             modeladmin,
             request,
             queryset,
-            title=_t("Run which workflow?"),
-            intro=_t("Choose the workflow to run on the %(count)d selected object(s).")
-            % {"count": len(selected)},
-            rows=[_object_row(obj) for obj in selected],
+            title=title,
+            intro=intro,
+            rows=rows,
             perform=lambda: None,
             can_confirm=False,
             extra={"workflow_choices": choices},
@@ -111,7 +109,31 @@ def run_workflow_on_selected(modeladmin, request, queryset):
     allowed, reason = workflows.can_run(request.user, workflow)
     if not allowed:
         modeladmin.message_user(request, workflows.reason_text(reason), messages.ERROR)
-        return None
+        return None, None
+    return workflow, None
+
+
+@admin.action(description=_("Run workflow on selected…"))
+def run_workflow_on_selected(modeladmin, request, queryset):
+    """Start a manual workflow on each selected Stripe object, after a dry-run of 3."""
+    selected = list(queryset.order_by("pk"))
+    choices = workflows.manual_workflows(modeladmin.kanri_object)
+    workflow, choosing = choose_workflow(
+        modeladmin,
+        request,
+        queryset,
+        choices,
+        rows=[_object_row(obj) for obj in selected],
+        none_text=_t(
+            "No active workflow runs on these objects. Create one whose trigger is "
+            "“Run on selected objects”, and activate it."
+        ),
+        title=_t("Run which workflow?"),
+        intro=_t("Choose the workflow to run on the %(count)d selected object(s).")
+        % {"count": len(selected)},
+    )
+    if workflow is None:
+        return choosing
     token = request.POST.get("kanri_token") or keys.new_request_token()
     ids = [obj.id for obj in selected]
 

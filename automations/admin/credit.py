@@ -19,10 +19,10 @@ from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 
 from automations import store_credit, workflows
-from automations.admin.actions import confirm_selected
+from automations.admin.actions import choose_workflow, confirm_selected
 from automations.admin.base import page
 from automations.engine import keys
-from automations.models import Batch, Workflow
+from automations.models import Batch
 
 RUN_PERMISSION = "automations.run_workflow"
 VIEW_PERMISSION = "automations.view_batch"
@@ -51,45 +51,25 @@ def refund_as_store_credit(modeladmin, request, queryset):
     if not request.user.has_perm(RUN_PERMISSION):
         modeladmin.message_user(request, workflows.reason_text("run_permission"), messages.ERROR)
         return None
-    choices = store_credit.credit_workflows()
-    if not choices:
-        modeladmin.message_user(
-            request,
-            _t(
-                "No active workflow gives store credit. Install the “Refund as store "
-                "credit” template (manage.py install_templates); an approver activates it."
-            ),
-            messages.WARNING,
-        )
-        return None
-    asked = request.POST.get("workflow")
-    chosen = next((c for c in choices if str(c["id"]) == asked), None)
-    if asked and chosen is None:
-        # The workflow confirmed on the page is no longer active: never run another.
-        modeladmin.message_user(request, workflows.reason_text("not_manual"), messages.ERROR)
-        return None
-    if chosen is None and len(choices) == 1:
-        chosen = choices[0]
     selected = list(queryset.order_by("pk"))
     charges = [{**(obj.stripe_data or {}), "id": obj.id} for obj in selected]
-    if chosen is None:
-        return confirm_selected(
-            modeladmin,
-            request,
-            queryset,
-            title=_t("Refund as store credit with which workflow?"),
-            intro=_t("Choose the workflow to run on the %(count)d selected charge(s).")
-            % {"count": len(selected)},
-            rows=[{"label": c["id"], "detail": ""} for c in charges],
-            perform=lambda: None,
-            can_confirm=False,
-            extra={"workflow_choices": choices},
-        )
-    workflow = Workflow.objects.select_related("active_version").get(pk=chosen["id"])
-    allowed, reason = workflows.can_run(request.user, workflow)
-    if not allowed:
-        modeladmin.message_user(request, workflows.reason_text(reason), messages.ERROR)
-        return None
+    choices = store_credit.credit_workflows()
+    workflow, choosing = choose_workflow(
+        modeladmin,
+        request,
+        queryset,
+        choices,
+        rows=[{"label": c["id"], "detail": ""} for c in charges],
+        none_text=_t(
+            "No active workflow gives store credit. Install the “Refund as store "
+            "credit” template (manage.py install_templates); an approver activates it."
+        ),
+        title=_t("Refund as store credit with which workflow?"),
+        intro=_t("Choose the workflow to run on the %(count)d selected charge(s).")
+        % {"count": len(selected)},
+    )
+    if workflow is None:
+        return choosing
     token = request.POST.get("kanri_token") or keys.new_request_token()
     planned = store_credit.plan(workflow, charges)
     credited = [row for row in planned["rows"] if row["credit"]]

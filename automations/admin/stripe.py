@@ -37,7 +37,7 @@ from djstripe.admin import StripeModelAdmin
 
 from automations.admin import filters
 from automations.admin.actions import run_workflow_on_selected
-from automations.admin.base import page, redact
+from automations.admin.base import ReadOnlyAdmin, page, redact
 from automations.admin.bookmarks import SavedFiltersMixin
 from automations.admin.credit import refund_as_store_credit
 from automations.money import format_money
@@ -120,7 +120,7 @@ class StripeChangeList(ChangeList):
         self.model_admin.prepare_page(self.result_list)
 
 
-class StripeListAdmin(admin.ModelAdmin):
+class StripeListAdmin(ReadOnlyAdmin):
     """A read-only list of one kind of Stripe object and its detail page."""
 
     list_title = ""  # what staff call the list: navigation and page title
@@ -136,15 +136,8 @@ class StripeListAdmin(admin.ModelAdmin):
     search_fields = ["id"]
 
     # ---------------------------------------------------------------- permissions
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # Read-only (ReadOnlyAdmin): Stripe is the source; a local "+ Add" would create rows
+    # that never reach it.
 
     def get_actions(self, request):
         actions = super().get_actions(request)
