@@ -69,3 +69,17 @@ def run_schedule(workflow_id, since=None, zone=None):
     from automations.triggers import schedule
 
     return schedule.tick(workflow_id, since=since)
+
+
+def prune_runs():
+    """Delete finished runs older than settings.KANRI_RUN_RETENTION_DAYS (scheduled daily)."""
+    from automations import maintenance
+
+    return maintenance.prune_runs()
+
+
+def reconcile_events():
+    """Find Stripe events of the last day Kanri never received, and run them (hourly)."""
+    from automations import maintenance
+
+    return maintenance.reconcile_events()

@@ -155,6 +155,9 @@ DJSTRIPE_USE_NATIVE_JSONFIELD = True
 # Largest webhook body Kanri accepts (Stripe's largest events are invoices with many lines).
 STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=1024 * 1024)
 
+# Finished runs older than this many days are pruned daily (held and failed ones are kept).
+KANRI_RUN_RETENTION_DAYS = env.int("KANRI_RUN_RETENTION_DAYS", default=90)
+
 SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
 # Only tests and local fakes change this; slack-sdk's default is Slack's own API.
 SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")
