@@ -88,7 +88,7 @@ def draft(workflow):
 def create(data, owner=None, user=None):
     """Create a draft workflow from a definition dict; raise InvalidDefinition."""
     cleaned = definition.clean(data)
-    workflow = Workflow(owner=owner)
+    workflow = Workflow(owner=owner, edited_by=user)
     definition.write_rows(workflow, cleaned)
     _log(user, workflow, "Created.")
     return workflow

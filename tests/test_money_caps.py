@@ -236,3 +236,15 @@ def test_runs_waiting_for_approval_can_be_listed_on_their_own(client, world, pos
     page = client.get("/admin/automations/run/?hold_reason=approval")
 
     assert [run.pk for run in page.context["cl"].result_list] == [held.pk]
+
+
+def test_the_person_who_created_a_workflow_cannot_approve_its_runs(
+    stripe_account, fake_stripe, post_event
+):
+    author = staff_user("approver", "kenji")
+    workflow = workflows.create(REFUND_PAYMENTS, owner=author, user=author)
+    workflows.activate(workflow, staff_user("approver", "akira"))
+
+    run = pay(post_event, 60)
+
+    assert workflows.can_approve(author, run) == (False, "approve_own_edit")
