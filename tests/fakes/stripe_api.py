@@ -5,7 +5,8 @@ Run: python -m tests.fakes.stripe_api PORT
 localstripe serves customers, payment intents, charges, refunds, subscriptions and
 invoices. The layer in front adds what Kanri needs and localstripe lacks:
 - GET /v1/account, and any object seeded through POST /_config/kanri/objects (Radar early
-  fraud warnings, disputes, checkout sessions, prices…) at GET /v1/…/<id>;
+  fraud warnings, disputes, checkout sessions, prices…) at GET /v1/…/<id>, with `expand[]`
+  of their ids (a seeded subscription's customer and items.data.price.product);
 - Stripe-shaped 404s (code resource_missing), which dj-stripe relies on;
 - customer credit balance transactions (POST/GET /v1/customers/<id>/balance_transactions),
   coupons as Stripe takes them (an id made up when none is given, max_redemptions, name,
@@ -14,10 +15,13 @@ invoices. The layer in front adds what Kanri needs and localstripe lacks:
 - Idempotency-Key replay, as Stripe does for 24 hours;
 - a log of every /v1 request (GET /_config/kanri/requests), so tests assert what was sent;
 - injected failures (POST /_config/kanri/faults), to test retries and error classification;
+- lists filtered by created[gte] (customers, charges, prices…), as `sync_stripe` pages them,
+  and GET /v1/events over seeded events, as `reconcile_events` pages it;
 - POST /_config/kanri/reset empties all of it.
 Development and tests only: nothing here talks to the network beyond loopback.
 """
 
+import copy
 import json
 import re
 import secrets
@@ -127,6 +131,9 @@ def _account():
 def _take_fault(method, path):
     for fault in state["faults"]:
         if fault["method"] == method and path.startswith(fault["path"]) and fault["times"]:
+            if fault["skip"]:  # let this many matching requests through first
+                fault["skip"] -= 1
+                continue
             fault["times"] -= 1
             return fault
     return None
@@ -152,7 +159,7 @@ async def kanri_layer(request, handler):
     fault = _take_fault(request.method, request.path)
     if fault and not fault["after"]:
         entry["fault"] = fault["status"]
-        return stripe_error(fault["status"], fault["message"], fault["type"], fault.get("code"))
+        return _fault_response(fault)
 
     key = entry["idempotency_key"]
     if request.method == "POST" and key:
@@ -171,12 +178,15 @@ async def kanri_layer(request, handler):
 
     route = _credit_route(request.method, request.path)
     seeded = state["objects"].get(request.path.rsplit("/", 1)[-1])
-    if route:
+    created_list = _created_list(request)
+    if created_list is not None:
+        response = created_list
+    elif route:
         response = await _answer(route, request)
     elif request.method == "GET" and request.path == "/v1/account":
         response = web.json_response(_account())
     elif request.method == "GET" and seeded is not None:
-        response = web.json_response(seeded)
+        response = _expanded(seeded, unflatten_data(request.query).get("expand") or [])
     elif request.method == "POST" and seeded is not None:
         response = await _update_seeded(seeded, request)
     else:
@@ -198,8 +208,67 @@ async def kanri_layer(request, handler):
     if fault:
         # Stripe did the work but the answer was lost (a timeout, a 500 on the way back).
         entry["fault"] = fault["status"]
-        return stripe_error(fault["status"], fault["message"], fault["type"], fault.get("code"))
+        return _fault_response(fault)
     return response
+
+
+def _fault_response(fault):
+    response = stripe_error(fault["status"], fault["message"], fault["type"], fault.get("code"))
+    response.headers.update(fault["headers"])  # e.g. Retry-After on a 429
+    return response
+
+
+# ---------------------------------------------------------------- backfill lists
+
+# The lists `sync_stripe` pages through, by path: the object they hold.
+CREATED_LISTS = {
+    "/v1/products": "product",
+    "/v1/prices": "price",
+    "/v1/customers": "customer",
+    "/v1/payment_intents": "payment_intent",
+    "/v1/charges": "charge",
+    "/v1/refunds": "refund",
+    "/v1/subscriptions": "subscription",
+    "/v1/invoices": "invoice",
+}
+CREATED_FILTERS = {"gt", "gte", "lt", "lte"}
+# `reconcile_events` pages Stripe's event list the same way: events seeded through
+# POST /_config/kanri/objects (and any localstripe made) are listed.
+CREATED_LISTS["/v1/events"] = "event"
+PRODUCT_FEATURES = re.compile(r"^/v1/products/[^/]+/features$")
+
+
+def _created_list(request):
+    """Answer a list filtered by created[gte|gt|lte|lt] as Stripe does (newest first, paged
+    by limit and starting_after), over localstripe's objects and seeded ones; localstripe
+    refuses `created` on most lists and has no prices. Other lists return None."""
+    if request.method == "GET" and PRODUCT_FEATURES.match(request.path):
+        # dj-stripe lists a synced product's entitlement features; this fake has none.
+        return web.json_response(_list(request.path, [], {}))
+    kind = CREATED_LISTS.get(request.path)
+    if request.method != "GET" or kind is None or "created" not in request.query_string:
+        return None
+    query = unflatten_data(request.query) or {}
+    created = query.get("created")
+    if (
+        set(query) - {"created", "limit", "starting_after", "status"}
+        or not isinstance(created, dict)
+        or set(created) - CREATED_FILTERS
+        or query.get("status", "all") != "all"
+    ):
+        return stripe_error(400, "This fake lists by created, limit, starting_after only.")
+    items = [obj._export() for key, obj in resources.store.items() if key.startswith(kind + ":")]
+    items += [obj for obj in state["objects"].values() if obj.get("object") == kind]
+    bounds = {op: int(value) for op, value in created.items()}
+    keep = {
+        "gt": lambda c, v: c > v,
+        "gte": lambda c, v: c >= v,
+        "lt": lambda c, v: c < v,
+        "lte": lambda c, v: c <= v,
+    }
+    items = [i for i in items if all(keep[op](i["created"], v) for op, v in bounds.items())]
+    items.sort(key=lambda i: i["created"])  # stable: same-second objects keep their order
+    return web.json_response(_list(request.path, items, query))
 
 
 # ---------------------------------------------------------------- store credit
@@ -473,6 +542,47 @@ async def _answer(route, request):
         return web.json_response(e.body, status=e.code)
 
 
+# ---------------------------------------------------------------- expand on seeded objects
+
+
+def _retrieve_any(object_id):
+    """Return a seeded object, or one localstripe keeps, by id (None if neither has it)."""
+    if object_id in state["objects"]:
+        return copy.deepcopy(state["objects"][object_id])
+    cls = resources.StripeObject._get_class_for_id(object_id)
+    try:
+        return cls._api_retrieve(object_id)._export() if cls else None
+    except UserError:
+        return None
+
+
+def _expand_path(value, parts):
+    if isinstance(value, list):  # a list's `data`: expand in each item
+        for item in value:
+            _expand_path(item, parts)
+        return
+    if not isinstance(value, dict) or parts[0] not in value:
+        raise KeyError(parts[0])
+    key, rest = parts[0], parts[1:]
+    if isinstance(value[key], str):
+        value[key] = _retrieve_any(value[key]) or value[key]
+    if rest and value[key] is not None:
+        _expand_path(value[key], rest)
+
+
+def _expanded(obj, paths):
+    """Answer a seeded object with `expand[]` ids replaced by their objects, as Stripe
+    does (Stripe's objects newer than localstripe's, such as a subscription whose items
+    have a price, are seeded). https://docs.stripe.com/expand"""
+    obj = copy.deepcopy(obj)
+    for path in paths if isinstance(paths, list) else [paths]:
+        try:
+            _expand_path(obj, str(path).split("."))
+        except KeyError:
+            return stripe_error(400, f"This property cannot be expanded ({path}).")
+    return web.json_response(obj)
+
+
 async def _update_seeded(obj, request):
     """Merge metadata into a seeded object as Stripe does: "" removes a key."""
     data = await get_post_data(request) or {}
@@ -508,7 +618,8 @@ async def list_requests(request):
 
 async def add_fault(request):
     """Fail the next `times` requests matching method + path prefix with a Stripe error;
-    with "after", the request is carried out first and only its answer is lost."""
+    with "after", the request is carried out first and only its answer is lost; "skip"
+    lets that many matching requests through first; "headers" go on the error answer."""
     data = await request.json()
     state["faults"].append(
         {
@@ -520,6 +631,8 @@ async def add_fault(request):
             "message": data.get("message") or "Injected failure",
             "times": int(data.get("times", 1)),
             "after": bool(data.get("after", False)),
+            "skip": int(data.get("skip", 0)),
+            "headers": {str(k): str(v) for k, v in (data.get("headers") or {}).items()},
         }
     )
     return web.json_response({"faults": len(state["faults"])})
