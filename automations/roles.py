@@ -22,6 +22,7 @@ _VIEW = [
     "automations.view_step",
     "automations.view_batch",
     "automations.view_approval",
+    "automations.view_reconciliation",  # reconcile_events' reports
     # Everyone keeps their own saved filters (sharing one is the owner's choice).
     "automations.view_savedfilter",
     "automations.add_savedfilter",

@@ -545,9 +545,10 @@ def batch_report(batch):
             rows.append(
                 {
                     "id": item["id"],
-                    "run": item.get("params", {}).get("run"),
+                    "run": item.get("run") or item.get("params", {}).get("run"),
                     "status": "skipped",
-                    "reason": item.get("reason", ""),
+                    # A run this request did start may have been pruned since (prune_runs).
+                    "reason": item.get("reason") or ("pruned" if "run" in item else ""),
                     "params": item.get("params", {}),
                     "error": "",
                     "steps": {},
@@ -628,3 +629,76 @@ def trigger_label(trigger):
     """Return what staff call a trigger: "Payment intent succeeded", "Run on selected: Charges"."""
     kind = _kind(trigger)
     return kind.title(trigger) if kind else str(trigger.get("kind"))
+
+
+# ------------------------------------------------------------------ workflows as code
+
+
+class AmbiguousName(ValueError):
+    """An import matches workflows by name, and several carry this one."""
+
+    def __init__(self, name, count):
+        super().__init__(f"{count} workflows are named {name!r}.")
+        self.name, self.count = name, count
+
+
+def import_definition(data, owner=None, user=None, *, dry_run=False):
+    """Create or update the draft of the workflow named like the definition; never
+    activate it (an active workflow keeps running its active version).
+
+    The workflow is matched by its exact name; AmbiguousName if several share it. The
+    change is made through `create` / `save_draft` (the one validator: InvalidDefinition)
+    and undone again when `dry_run` or when it changes nothing. Returns
+    {"outcome": "created" | "updated" | "unchanged", "workflow": id or None, "diff": lines},
+    where the diff is over the draft and its owner's username.
+    """
+    name = data.get("name") if isinstance(data, dict) else None
+    found = list(Workflow.objects.filter(name=name)[:2]) if isinstance(name, str) else []
+    if len(found) > 1:
+        raise AmbiguousName(name, Workflow.objects.filter(name=name).count())
+    workflow = found[0] if found else None
+
+    def state(row):
+        return {**draft(row), "owner": row.owner.get_username() if row.owner_id else None}
+
+    with transaction.atomic():
+        before = state(workflow) if workflow else None
+        if workflow is None:
+            workflow = create(data, owner=owner, user=user)
+        else:
+            workflow.owner = owner
+            save_draft(workflow, data, user=user)
+            _log(user, workflow, "Draft imported.")
+        after = state(Workflow.objects.select_related("owner").get(pk=workflow.pk))
+        outcome = "created" if before is None else "updated" if before != after else "unchanged"
+        if dry_run or outcome == "unchanged":
+            transaction.set_rollback(True)
+    return {
+        "outcome": outcome,
+        "workflow": workflow.pk if outcome != "created" or not dry_run else None,
+        "diff": diff(before, after) if outcome == "updated" else [],
+    }
+
+
+# ------------------------------------------------------------------ backtests and replays
+
+
+def backtest(data, since=None, until=None, workflow_id=None, **filters):
+    """Return what a definition would have done on the stored events of its type between
+    `since` and `until`: matched events, per-arm counts, money per currency and every
+    request, sent nowhere and written nowhere (automations.replays.backtest).
+
+    The admin's Backtest page and `replay_events --dry-run` both call this. Raises
+    InvalidDefinition, or CannotBacktest for a trigger that is not a Stripe event.
+    """
+    from automations import replays
+
+    return replays.backtest(data, since, until, workflow_id, **filters)
+
+
+def replay(since=None, until=None, types=None, ids=None, workflow_ids=None, tick=None):
+    """Start runs from stored events through the live entry, skipping (workflow, event)
+    pairs that already ran (automations.replays.replay)."""
+    from automations import replays
+
+    return replays.replay(since, until, types, ids, workflow_ids, tick)

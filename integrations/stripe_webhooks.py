@@ -115,19 +115,57 @@ def receive_webhook(request, uuid):
     # The evidence is committed first and kept whatever happens next.
     trigger = _record(request, endpoint, body, valid=True)
     try:
+        accept(event, trigger.pk)
+    except Exception:
+        logger.exception("Starting workflow runs for %s failed", event["id"])
+        return _error(500, "Could not start workflow runs; the event is kept, please retry")
+    return JsonResponse({"received": event["id"], "trigger": trigger.pk})
+
+
+def accept(event, trigger_id):
+    """Send stripe_event_received for a recorded, verified event, then queue its sync.
+
+    A receiver's failure is kept on the delivery row and raised again.
+    """
+    try:
         # Receivers write rows in their own transactions and queue work on commit; a
         # redelivery after a failure here starts only what is missing (runs are unique
         # per workflow and event).
-        stripe_event_received.send(sender=WebhookEventTrigger, event=event, trigger_id=trigger.pk)
+        stripe_event_received.send(sender=WebhookEventTrigger, event=event, trigger_id=trigger_id)
     except Exception as e:
-        logger.exception("Starting workflow runs for %s failed", event["id"])
-        WebhookEventTrigger.objects.filter(pk=trigger.pk).update(
+        WebhookEventTrigger.objects.filter(pk=trigger_id).update(
             exception=f"Starting runs failed: {type(e).__name__}: {e}"[:128],
             traceback=traceback.format_exc(),
         )
-        return _error(500, "Could not start workflow runs; the event is kept, please retry")
+        raise
     request_sync()
-    return JsonResponse({"received": event["id"], "trigger": trigger.pk})
+
+
+def record_listed(event):
+    """Record an event read from Stripe's event list as a verified delivery and accept it
+    as a signed one is; return the delivery row's id (automations' reconcile_events).
+
+    Stripe's API answered Kanri's own key, so no signature is needed. The row's headers
+    name its source, so the admin tells a recovered event from a delivered one.
+    """
+    body = json.dumps(event)
+    parse_event(body)  # the same shape checks as a delivery
+    endpoint = (
+        WebhookEndpoint.objects.select_related("djstripe_owner_account")
+        .filter(livemode=bool(event.get("livemode")))
+        .order_by("created")
+        .first()
+    )
+    trigger = WebhookEventTrigger.objects.create(
+        remote_ip="0.0.0.0",  # not from a request
+        headers={"X-Kanri-Source": "reconcile_events"},
+        body=body,
+        valid=True,
+        webhook_endpoint=endpoint,
+        stripe_trigger_account=endpoint.djstripe_owner_account if endpoint else None,
+    )
+    accept(event, trigger.pk)
+    return trigger.pk
 
 
 def _record(request, endpoint, body, *, valid, error=""):

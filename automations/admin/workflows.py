@@ -6,6 +6,7 @@ dicts, never model instances.
 """
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.contrib import admin
@@ -13,12 +14,13 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 
-from automations import definition, workflows
-from automations.admin.base import ReadOnlyAdmin, badge, page
+from automations import definition, replays, templates, workflows
+from automations.admin.base import ReadOnlyAdmin, badge, page, redact_data
 from automations.admin.editor import (
     LIMIT_FIELDS,
     SCHEDULE_FIELDS,
@@ -78,6 +80,50 @@ class WorkflowForm(ScheduleFields, forms.ModelForm):
             self.initial.setdefault("trigger", trigger_value(definition.trigger_of(self.instance)))
             for cap in LIMIT_FIELDS:
                 self.initial.setdefault(cap, format_caps((self.instance.limits or {}).get(cap)))
+
+
+class BacktestForm(forms.Form):
+    days = forms.IntegerField(
+        label=_("Last N days"),
+        min_value=1,
+        max_value=90,
+        initial=7,
+        help_text=_("Stored Stripe events created in this many days up to now."),
+    )
+
+
+# The backtest page lists this many matched events; the counts cover them all.
+BACKTEST_SHOWN = 100
+
+
+def backtest_context(report):
+    """Return a backtest report as the page shows it: words, money and plain rows."""
+    events = [
+        {
+            "id": event["id"],
+            "type": event["type"],
+            "created": datetime.fromtimestamp(event["created"], tz=UTC)
+            if isinstance(event.get("created"), int)
+            else None,
+            "halted": event["halted"],
+            "steps": redact_data(event["steps"]),
+        }
+        for event in report["events"][:BACKTEST_SHOWN]
+    ]
+    return {
+        "considered": report["considered"],
+        "matched": report["matched"],
+        "own": report["own"],
+        "halted": report["halted"],
+        "money": replays.format_amounts(report["money"]) if report["money"] else "",
+        "money_lines": replays.money_lines(report),
+        "branches": [
+            {"name": name, "then": arms["then"], "else": arms["else"]}
+            for name, arms in report["branches"].items()
+        ],
+        "events": events,
+        "more": max(0, len(report["events"]) - BACKTEST_SHOWN),
+    }
 
 
 class ConditionInline(admin.TabularInline):
@@ -244,9 +290,11 @@ class WorkflowAdmin(admin.ModelAdmin):
         info = "automations_workflow"
         return [
             path("inventory/", view(self.inventory_view), name=f"{info}_inventory"),
+            path("from-template/", view(self.gallery_view), name=f"{info}_gallery"),
             path("references/", view(self.references_view), name=f"{info}_references"),
             path("schedule/", view(self.schedule_view), name=f"{info}_schedule"),
             path("<path:object_id>/preview/", view(self.preview_view), name=f"{info}_preview"),
+            path("<path:object_id>/backtest/", view(self.backtest_view), name=f"{info}_backtest"),
             path("<path:object_id>/activate/", view(self.activate_view), name=f"{info}_activate"),
             path("<path:object_id>/pause/", view(self.pause_view), name=f"{info}_pause"),
             path("<path:object_id>/versions/", view(self.versions_view), name=f"{info}_versions"),
@@ -340,6 +388,35 @@ class WorkflowAdmin(admin.ModelAdmin):
             missing=missing,
         )
 
+    def backtest_view(self, request, object_id):
+        """The draft rehearsed on the stored events of the last N days (nothing is sent):
+        what staff should see before activating it. The same service function as
+        `replay_events --dry-run`."""
+        workflow = self._workflow(request, object_id, self.has_change_permission)
+        form = BacktestForm(request.GET if "days" in request.GET else None)
+        current = workflows.draft(workflow)
+        result, errors = None, []
+        unsupported = current["trigger"].get("kind") != TriggerKind.STRIPE_EVENT
+        if not unsupported and form.is_valid():
+            until = timezone.now()
+            since = until - timedelta(days=form.cleaned_data["days"])
+            try:
+                report = workflows.backtest(current, since, until, workflow.pk)
+            except InvalidDefinition as e:
+                errors = [str(p) for p in e.problems]
+            else:
+                result = backtest_context(report)
+        return self._page(
+            request,
+            workflow,
+            "admin/automations/workflow/backtest.html",
+            title=_t("Backtest: %(name)s") % {"name": workflow.name},
+            form=form,
+            unsupported=unsupported,
+            errors=errors,
+            result=result,
+        )
+
     def activate_view(self, request, object_id):
         workflow = self._workflow(request, object_id, self.has_change_permission)
         current = workflows.draft(workflow)
@@ -415,6 +492,33 @@ class WorkflowAdmin(admin.ModelAdmin):
                 )
         return HttpResponseRedirect(
             reverse("admin:automations_workflow_change", args=[workflow.pk])
+        )
+
+    def gallery_view(self, request):
+        """New workflow from template: each template's name and description; the one
+        chosen becomes a draft through the service, owned by whoever chose it."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        chosen = request.POST.get("template") if request.method == "POST" else None
+        if chosen in templates.TEMPLATES:
+            data = templates.build(chosen)
+            templates.ensure_filters(data)  # a scheduled template's saved filter
+            workflow = workflows.create(data, owner=request.user, user=request.user)
+            self.message_user(
+                request,
+                _t("“%(name)s” is a new draft from its template: adjust it, then activate it.")
+                % {"name": workflow.name},
+            )
+            return HttpResponseRedirect(
+                reverse("admin:automations_workflow_change", args=[workflow.pk])
+            )
+        return page(
+            self,
+            request,
+            "admin/automations/workflow/gallery.html",
+            title=_t("New workflow from template"),
+            templates=templates.gallery(),
+            error=_t("Choose one of the templates.") if request.method == "POST" else "",
         )
 
     def inventory_view(self, request):

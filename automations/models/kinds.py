@@ -9,6 +9,7 @@ class TriggerKind(models.TextChoices):
     STRIPE_EVENT = "stripe_event", "Stripe event"
     MANUAL = "manual", "Run on selected objects"
     SCHEDULE = "schedule", "On a schedule"
-    # Stored events sent again through the live entry (replay_events, reconcile_events);
-    # never a workflow's own trigger, only a run's.
+    # Stored events sent again through the live entry by replay_events (events found by
+    # reconcile_events go through the webhook path itself, as stripe_event); never a
+    # workflow's own trigger, only a run's.
     REPLAY = "replay", "Replay of stored events"
