@@ -456,7 +456,12 @@ STEP_OBJECTS = {
 # Outputs an action flattens or builds itself, so the object's fields cannot type them.
 STEP_OUTPUT_TYPES = {
     "stripe.retrieve_subscription": {
+        # The action expands the customer and the product, so their names come along.
+        "customer": {"type": "id"},
+        "customer_name": {"type": "string"},
+        "customer_email": {"type": "email"},
         "product": {"type": "id"},
+        "product_name": {"type": "string"},
         "price": {"type": "id"},
         "interval": {"type": "string", "choices": INTERVALS},
         "interval_count": {"type": "integer"},

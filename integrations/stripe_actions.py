@@ -197,11 +197,17 @@ class RetrieveSubscription(StripeAction):
     label = "Stripe: retrieve a subscription"
     form_class = RetrieveSubscriptionForm
     reads_only = True
+    # One request answers who cancelled what: the event carries only ids.
+    # https://docs.stripe.com/expand
+    EXPAND = ["customer", "items.data.price.product"]
     outputs = {
         "id": "id",
         "status": "status",
         "customer": "customer",
+        "customer_name": "customer name",
+        "customer_email": "customer email",
         "product": "product (first item)",
+        "product_name": "product name (first item)",
         "price": "price (first item)",
         "interval": "billing interval: day, week, month or year",
         "interval_count": "intervals per billing cycle",
@@ -217,21 +223,20 @@ class RetrieveSubscription(StripeAction):
 
     def prepare(self, config, call):
         subscription = _id(config.get("subscription"), ["sub_"], "subscription")
-        return {"method": "get", "path": f"/v1/subscriptions/{subscription}", "params": {}}
+        return {
+            "method": "get",
+            "path": f"/v1/subscriptions/{subscription}",
+            "params": {"expand": list(self.EXPAND)},
+        }
 
     def output(self, response):
         out = excerpt(
             response,
-            [
-                "id",
-                "status",
-                "customer",
-                "cancel_at_period_end",
-                "canceled_at",
-                "ended_at",
-                "metadata",
-            ],
+            ["id", "status", "cancel_at_period_end", "canceled_at", "ended_at", "metadata"],
         )
+        # Expanded, these are objects; a deleted customer expands to {id, deleted}.
+        customer = response.get("customer")
+        customer = customer if isinstance(customer, dict) else {"id": customer}
         items = (response.get("items") or {}).get("data") or [{}]
         item = items[0]
         price = item.get("price") or item.get("plan") or {}
@@ -239,9 +244,14 @@ class RetrieveSubscription(StripeAction):
         quantity = item.get("quantity") or 1
         unit = price.get("unit_amount", price.get("amount"))
         product = price.get("product")
+        product = product if isinstance(product, dict) else {"id": product}
         out.update(
             {
-                "product": product.get("id") if isinstance(product, dict) else product,
+                "customer": customer.get("id"),
+                "customer_name": customer.get("name") or "",
+                "customer_email": customer.get("email") or "",
+                "product": product.get("id"),
+                "product_name": product.get("name") or "",
                 "price": price.get("id"),
                 "interval": recurring.get("interval") or price.get("interval"),
                 "interval_count": recurring.get("interval_count") or price.get("interval_count"),
