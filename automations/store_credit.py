@@ -335,6 +335,8 @@ def _skipped(item, earlier, credit):
     reason, params = item["reason"], item["params"]
     if reason == "missing":
         return "failed", _t("charge not found")
+    if reason == "pruned":
+        return "skipped", _t("its run (run %(run)s) was pruned since") % {"run": item["run"]}
     if reason == "conditions":
         return "skipped", _conditions_text(params.get("failed") or [])
     if reason == "already_run" and earlier is not None:

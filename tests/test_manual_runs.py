@@ -5,7 +5,7 @@ import pytest
 from djstripe.models import Charge
 
 from automations import workflows
-from automations.models import Run, TriggerKind
+from automations.models import Batch, Run, TriggerKind
 from integrations.stripe_client import get_client
 from integrations.stripe_events import as_dict
 from tests.admin_helpers import staff_user
@@ -165,3 +165,20 @@ def test_a_confirmed_workflow_paused_meanwhile_runs_nothing_not_another_in_its_p
     assert not Run.objects.exists()
     assert other.runs.count() == 0
     assert world["slack"].calls == []
+
+
+def test_a_batch_report_says_which_runs_were_pruned_since(
+    world, django_capture_on_commit_callbacks
+):
+    charges = stored_charges([1500, 500])
+    with django_capture_on_commit_callbacks(execute=True):
+        result = workflows.run_on(world["workflow"], [c.id for c in charges])
+    [run_id] = result["started"]
+    Run.objects.filter(pk=run_id).delete()  # as prune_runs does after the retention period
+
+    rows = workflows.batch_report(Batch.objects.get(pk=result["batch"]))
+
+    assert [(r["id"], r["run"], r["status"], r["reason"]) for r in rows] == [
+        (charges[0].id, run_id, "skipped", "pruned"),
+        (charges[1].id, None, "skipped", "conditions"),
+    ]
