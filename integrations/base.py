@@ -33,6 +33,9 @@ class StepCall:
     run_id: int | None = None
     workflow_id: int | None = None
     first_attempt_at: datetime | None = None
+    # A recording dry-run: `prepare` must not contact any provider, not even to read
+    # (a customer's email address); it puts a stand-in in the request instead.
+    offline: bool = False
 
 
 class Action:

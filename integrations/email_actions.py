@@ -89,7 +89,10 @@ class SendEmail(Action):
             customer = config.get("customer")
             if not isinstance(customer, str) or not customer.startswith("cus_"):
                 raise ActionError(f"{customer!r} is not a customer id.", permanent=True)
-            email = stripe_client.request("get", f"/v1/customers/{customer}").get("email")
+            if call.offline:  # a recording dry-run reads nothing from Stripe
+                email = stripe_client.mirrored_customer(customer).get("email")
+            else:
+                email = stripe_client.request("get", f"/v1/customers/{customer}").get("email")
             if not email:
                 raise ActionError(f"Customer {customer} has no email address.", permanent=True)
             to = [email]

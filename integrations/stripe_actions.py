@@ -433,7 +433,10 @@ class StoreCredit(StripeAction):
         charge = config.get("charge") or ""
         if charge:
             _id(charge, ["ch_", "py_"], "charge")
-        customer = stripe_client.request("get", f"/v1/customers/{customer_id}")
+        if call.offline:  # a recording dry-run reads nothing from Stripe
+            customer = stripe_client.mirrored_customer(customer_id)
+        else:
+            customer = stripe_client.request("get", f"/v1/customers/{customer_id}")
         if customer.get("deleted"):
             raise ActionError(f"Customer {customer_id} is deleted.", permanent=True)
         key = call.idempotency_key

@@ -63,3 +63,15 @@ def request(method, path, params=None, idempotency_key=None):
     except stripe.StripeError as e:
         raise classify(e) from e
     return response.data
+
+
+def mirrored_customer(customer_id):
+    """Return a customer as Kanri's mirror (dj-stripe) last stored it, or a stand-in.
+
+    Recording dry-runs read nothing from Stripe; the mirror's copy is what a real run
+    would most likely find (email, preferred locales), so the dry-run says the same.
+    """
+    from djstripe.models import Customer
+
+    stored = Customer.objects.filter(id=customer_id).values_list("stripe_data", flat=True).first()
+    return stored or {"id": customer_id, "email": f"<email of {customer_id}>"}

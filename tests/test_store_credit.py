@@ -780,3 +780,29 @@ def test_the_commands_help_has_an_example(capsys):
     shown = capsys.readouterr().out
     assert "example:" in shown
     assert 'manage.py store_credit --workflow "Refund as store credit" --csv charges.csv' in shown
+
+
+def test_a_recording_dry_run_of_store_credit_reads_nothing_from_stripe(db, fake_stripe):
+    # Backtests, replays with --dry-run and the confirmation's dry-run send nothing at all:
+    # not even the customer look-ups the credit and the email make when they run for real.
+    hanako = buyer("hanako@example.test", locales=["ja"])
+    charge = paid(1500, "jpy", hanako, "B-1")
+    fake_stripe.reset()
+
+    report = workflows.dry_run(
+        store_credit.preset(form="balance"),
+        {"id": "manual", "type": "manual.charge", "data": {"object": charge.stripe_data}},
+    )
+
+    assert fake_stripe.requests() == []
+    # The mirror's copy of the customer stands in: a Japanese email to her address.
+    assert [(s["name"], s.get("arm"), s.get("error")) for s in report["steps"]] == [
+        ("credit", None, ""),
+        ("mark_charge", None, ""),
+        ("customer_has_email", "then", None),
+        ("customer_language", "then", None),
+        ("email_ja", None, ""),
+    ]
+    credit, email = report["steps"][0], report["steps"][4]
+    assert credit["request"]["writes"][0]["params"]["amount"] == -1500
+    assert email["request"]["to"] == ["hanako@example.test"]

@@ -227,7 +227,9 @@ class DrySender:
             "error": "",
         }
         self.report["steps"].append(entry)
-        call = StepCall(idempotency_key=keys.preview_key(step["name"]))
+        call = StepCall(
+            idempotency_key=keys.preview_key(step["name"]), offline=not self.fetch_reads
+        )
         try:
             action, entry["request"] = prepare(step, context, call)
             entry["label"] = str(action.label)
