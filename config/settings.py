@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # the API docs page's assets, served locally (no CDN)
+    "django_filters",
     "djstripe",
     "django_q",
     "more_admin_filters",  # multi-select list filters that keep `__in` in the URL
@@ -192,7 +194,14 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.BasicAuthentication",
     ],
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Kanri API", "VERSION": "0.1.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Kanri API",
+    "VERSION": "0.1.0",
+    # The docs page's JavaScript and CSS come from drf-spectacular-sidecar, served locally.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -14,5 +14,6 @@ urlpatterns = [
     path("f/<str:slug>/", admin.site.admin_view(open_saved_filter), name="saved_filter"),
     # The result of "Refund as store credit…" and its CSV (staff only, as the admin).
     path("admin/kanri/store-credit/", include((credit.urlpatterns, "kanri_credit"))),
+    path("api/", include("automations.api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,5 @@
+"""API: workflows (being built: issue 11)."""
+
+
+def register(router):
+    """Add this module's viewsets to the API router."""
