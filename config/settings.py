@@ -190,9 +190,17 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.DjangoModelPermissions"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Machine clients: "Authorization: Bearer kanri_…" (hashed at rest).
+        "automations.api.auth.TokenAuthentication",
+        # People, in the browsable API (with CSRF).
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
+    "EXCEPTION_HANDLER": "automations.api.errors.handle",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    # Writes are throttled per user (views mark themselves with throttle_scope = "writes").
+    "DEFAULT_THROTTLE_CLASSES": ["automations.api.auth.WriteThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"writes": env.str("API_WRITE_RATE", default="120/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Kanri API",
