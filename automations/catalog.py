@@ -516,8 +516,8 @@ def step_fields(step_name, kind):
     """Return the fields a step of action `kind` named `step_name` outputs for later steps."""
     from integrations.registry import ACTIONS, get_action
 
-    if kind not in ACTIONS:
-        return []  # a branch outputs nothing
+    if not isinstance(kind, str) or kind not in ACTIONS:
+        return []  # a branch outputs nothing (and a kind that is not text names no action)
     by_name = {f["name"]: f for f in OBJECT_FIELDS.get(STEP_OBJECTS.get(kind), [])}
     overrides = STEP_OUTPUT_TYPES.get(kind, {})
     fields = []

@@ -32,7 +32,7 @@ from django.db import transaction
 from automations import catalog, triggers
 from automations.engine.conditions import OPERATORS, UNARY
 from automations.engine.references import strings_in
-from automations.models import Condition, Step
+from automations.models import Condition, Step, TriggerKind, Workflow
 from automations.problems import InvalidDefinition, Problem
 from integrations.fields import AmountField
 from integrations.references import (
@@ -55,6 +55,7 @@ ARMS = ("then", "else")
 # import or API body is refused with a Problem instead of exhausting the stack.
 MAX_DEPTH = 20
 MAX_STEPS = 500
+NAME_MAX = Workflow._meta.get_field("name").max_length
 
 
 # ------------------------------------------------------------------ the tree walker
@@ -203,14 +204,25 @@ def check(definition):
     if not isinstance(definition, dict):
         return definition, [Problem("", "definition_invalid")]
     problems = []
-    if not str(definition.get("name") or "").strip():
+    name, description = definition.get("name"), definition.get("description")
+    if not isinstance(name, str) or not name.strip():
         problems.append(Problem("name", "name_required"))
+    elif len(name) > NAME_MAX:  # the column's size: a longer one would fail on saving
+        problems.append(Problem("name", "name_too_long", {"max": NAME_MAX}))
+    if description not in (None, "") and not isinstance(description, str):
+        problems.append(Problem("description", "description_invalid"))
     trigger = definition.get("trigger")
     if not isinstance(trigger, dict):
         problems.append(Problem("trigger", "trigger_invalid"))
         trigger = {}
     else:
-        kind = triggers.kind(trigger.get("kind"))
+        # Values are looked up in dicts (kinds, events, objects): only scalars can name one.
+        scalar = (str, int, float, bool, type(None))
+        for key in [k for k, v in trigger.items() if not isinstance(v, scalar)]:
+            problems.append(Problem(f"trigger.{key}", "trigger_invalid"))
+            trigger = {k: v for k, v in trigger.items() if k != key}
+        kind_name = trigger.get("kind")
+        kind = triggers.kind(kind_name) if isinstance(kind_name, str) else None
         if kind is None:
             problems.append(
                 Problem("trigger.kind", "trigger_kind_unknown", {"kind": trigger.get("kind")})
@@ -315,7 +327,8 @@ def _check_step(step, where, earlier, trigger, seen):
         problems.append(Problem(f"{where}.name", "step_name_invalid", {"name": name}))
     elif name in seen:
         problems.append(Problem(f"{where}.name", "step_name_duplicate", {"name": name}))
-    seen.add(name)
+    else:
+        seen.add(name)
     if kind == BRANCH:
         groups = step.get("conditions")
         if not groups:
@@ -461,7 +474,7 @@ def _check_condition(condition, here, trigger, earlier):
     problem, field_type = resolve(field_path, f"{here}.field", trigger, earlier)
     if problem:
         return [problem]
-    if op not in OPERATORS:
+    if not isinstance(op, str) or op not in OPERATORS:
         return [Problem(f"{here}.op", "operator_unknown", {"op": op})]
     if op not in catalog.OPERATORS_BY_TYPE.get(field_type, OPERATORS):
         return [
@@ -503,6 +516,10 @@ def write_rows(workflow, definition):
     """Replace a workflow's editable rows (its draft) with a cleaned definition."""
     kind = triggers.kind(definition["trigger"]["kind"])
     workflow.trigger_kind = definition["trigger"]["kind"]
+    # Every kind's columns: a column of the kind it had before must not linger.
+    columns = {c for name in TriggerKind.values for c in triggers.kind(name).COLUMNS.values()}
+    for column in columns:
+        setattr(workflow, column, "")
     for key, column in kind.COLUMNS.items():
         setattr(workflow, column, definition["trigger"].get(key) or "")
     workflow.trigger_options = {
@@ -513,7 +530,20 @@ def write_rows(workflow, definition):
     workflow.limits = definition.get("limits") or {}
     workflow.name = definition.get("name") or workflow.name
     workflow.description = definition.get("description") or ""
-    workflow.save()
+    if workflow.pk is None:
+        workflow.save()
+    else:
+        # Only the draft's columns: an instance read before an activation or a pause must
+        # not put the old status or active version back.
+        draft_columns = [
+            "name",
+            "description",
+            "owner",
+            "trigger_kind",
+            "trigger_options",
+            "limits",
+        ]
+        workflow.save(update_fields=[*draft_columns, *sorted(columns), "edited_by", "updated_at"])
     workflow.steps.all().delete()
     workflow.conditions.all().delete()
     _create_conditions(workflow, None, definition.get("conditions") or [])

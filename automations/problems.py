@@ -34,6 +34,8 @@ class InvalidDefinition(ValueError):
 MESSAGES = {
     "definition_invalid": _("A workflow definition is an object with a trigger and steps."),
     "name_required": _("Give the workflow a name."),
+    "name_too_long": _("A name is at most %(max)d characters."),
+    "description_invalid": _("The description must be text."),
     "trigger_invalid": _("The trigger must be an object with a kind."),
     "trigger_kind_unknown": _("There is no trigger kind %(kind)r."),
     "event_type_required": _("Choose the Stripe event that starts the workflow."),

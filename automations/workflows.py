@@ -462,8 +462,10 @@ def run_on(workflow, object_ids, user=None, token=None):
     once = definition.moves_money(workflow.active_version.definition)
     conditions = workflow.active_version.definition.get("conditions") or []
     with transaction.atomic():
+        # A request token names one confirmation of one workflow: the same token sent
+        # for another workflow is another request.
         batch, created = Batch.objects.get_or_create(
-            token=token,
+            token=f"{workflow.pk}:{token}"[:64],
             defaults={
                 "workflow": workflow,
                 "object_type": workflow.object_type,

@@ -370,3 +370,19 @@ def test_a_definition_with_too_many_steps_is_refused():
     definition = {**tag_vip_customers(), "steps": [step] * (definitions.MAX_STEPS + 1)}
 
     assert located(definition) == [("steps", "steps_too_many")]
+
+
+def test_saving_a_draft_through_a_stale_instance_keeps_the_active_version(db):
+    from automations import workflows
+    from automations.models import Workflow
+    from tests.builders import create_workflow
+
+    workflow = create_workflow(tag_vip_customers())
+    stale = Workflow.objects.get(pk=workflow.pk)  # read before activation (an API client)
+    version = workflows.activate(workflow)
+
+    workflows.save_draft(stale, {**tag_vip_customers(), "description": "Edited"})
+
+    workflow.refresh_from_db()
+    assert (workflow.status, workflow.active_version_id) == ("active", version.pk)
+    assert workflow.description == "Edited"

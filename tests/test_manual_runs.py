@@ -182,3 +182,17 @@ def test_a_batch_report_says_which_runs_were_pruned_since(
         (charges[0].id, run_id, "skipped", "pruned"),
         (charges[1].id, None, "skipped", "conditions"),
     ]
+
+
+def test_one_request_token_sent_for_two_workflows_starts_both(
+    world, django_capture_on_commit_callbacks
+):
+    [charge] = stored_charges([1500])
+    other = create_workflow({**THANK_YOU, "name": "Another thank-you"}, status="active")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = workflows.run_on(world["workflow"], [charge.id], token="tok")
+        second = workflows.run_on(other, [charge.id], token="tok")
+
+    assert first["batch"] != second["batch"]
+    assert (len(first["started"]), len(second["started"])) == (1, 1)

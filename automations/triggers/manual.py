@@ -35,7 +35,7 @@ def validate(trigger):
     obj = trigger.get("object")
     if not obj:
         return [Problem("trigger.object", "object_required")]
-    if obj not in OBJECTS:
+    if not isinstance(obj, str) or obj not in OBJECTS:
         return [Problem("trigger.object", "object_unknown", {"object": obj})]
     return []
 

@@ -59,7 +59,7 @@ def validate(trigger):
     event_type = trigger.get("event_type")
     if not event_type:
         return [Problem("trigger.event_type", "event_type_required")]
-    if event_type not in catalog.EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in catalog.EVENT_TYPES:
         return [Problem("trigger.event_type", "event_type_unknown", {"event_type": event_type})]
     return []
 
