@@ -11,10 +11,11 @@ from more_admin_filters import MultiSelectFilter
 
 from automations import workflows
 from automations.admin.actions import confirm_selected
-from automations.admin.base import ReadOnlyAdmin, badge, page, redact, redact_data
+from automations.admin.base import ReadOnlyAdmin, badge, page
 from automations.admin.bookmarks import SavedFiltersMixin
 from automations.models import Run, RunStep
 from automations.money import format_money
+from automations.redaction import redact, redact_data
 
 
 class RunStatusFilter(MultiSelectFilter):

@@ -37,10 +37,11 @@ from djstripe.admin import StripeModelAdmin
 
 from automations.admin import filters
 from automations.admin.actions import run_workflow_on_selected
-from automations.admin.base import ReadOnlyAdmin, page, redact
+from automations.admin.base import ReadOnlyAdmin, page
 from automations.admin.bookmarks import SavedFiltersMixin
 from automations.admin.credit import refund_as_store_credit
 from automations.money import format_money
+from automations.redaction import redact
 
 RUN_PERMISSION = "automations.run_workflow"
 GUARDED_ACTIONS = ("run_workflow_on_selected", "refund_as_store_credit")

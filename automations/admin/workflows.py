@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 
 from automations import definition, replays, templates, workflows
-from automations.admin.base import ReadOnlyAdmin, badge, page, redact_data
+from automations.admin.base import ReadOnlyAdmin, badge, page
 from automations.admin.editor import (
     LIMIT_FIELDS,
     SCHEDULE_FIELDS,
@@ -40,6 +40,7 @@ from automations.admin.editor import (
 )
 from automations.models import Condition, Step, TriggerKind, Workflow, WorkflowVersion
 from automations.problems import InvalidDefinition, message
+from automations.redaction import redact_data
 
 
 class WorkflowForm(ScheduleFields, forms.ModelForm):

@@ -6,10 +6,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 
 from automations import replays, workflows
-from automations.admin.base import redact_data
 from automations.management.progress import progress, summary
 from automations.models import TriggerKind, Workflow
 from automations.problems import InvalidDefinition
+from automations.redaction import redact_data
 
 EXAMPLE = """examples:
   manage.py replay_events --since 2026-03-01T09:00 --until 2026-03-01T13:30
