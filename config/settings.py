@@ -198,7 +198,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "automations.api.errors.handle",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
-    # Writes are throttled per user (views mark themselves with throttle_scope = "writes").
+    # Writes (POST, PUT, PATCH, DELETE) are throttled per user; reads never are.
     "DEFAULT_THROTTLE_CLASSES": ["automations.api.auth.WriteThrottle"],
     "DEFAULT_THROTTLE_RATES": {"writes": env.str("API_WRITE_RATE", default="120/min")},
 }
@@ -209,6 +209,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status": name each set of choices after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "automations.models.runs.Run.Status",
+        "WorkflowStatusEnum": "automations.models.workflows.Workflow.Status",
+        "RunStepStatusEnum": "automations.models.runs.RunStep.Status",
+    },
 }
 
 if not DEBUG:
