@@ -12,7 +12,7 @@ permission is checked and nothing is logged.
 
 from datetime import timedelta
 
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -53,6 +53,9 @@ REASONS = {
     ),
     "not_manual": _("Only an active workflow run on selected objects can be started here."),
     "retry_permission": _("You may not decide held runs."),
+    "delete_permission": _("You may not delete workflows."),
+    "delete_activated": _("This workflow has been activated; pause it instead of deleting it."),
+    "delete_money_approver": _("This workflow moves money: an approver must delete it."),
     "approve_permission": _("Only an approver may approve or reject runs above a money cap."),
     "approve_own_run": _("You started this run: another approver must decide it."),
     "approve_own_edit": _("You last edited this workflow: another approver must decide its runs."),
@@ -166,6 +169,32 @@ def activate(workflow, user=None):
     workflow.save(update_fields=["active_version", "status", "updated_at"])
     _log(user, workflow, f"Activated version {latest.number}.")
     return latest
+
+
+def delete(workflow, user=None, *, log=True):
+    """Delete a draft that was never activated; raise NotAllowed otherwise.
+
+    Versions are the record of what ran (runs point at them): a workflow that was ever
+    activated stays, paused, so its history and audit keep their meaning. Deleting one
+    that moves money is an approver's decision, as activating it is. `log=False` is for
+    the admin, whose delete page writes its own LogEntry.
+    """
+    if user is not None and not user.has_perm("automations.delete_workflow"):
+        _deny("delete_permission")
+    if workflow.versions.exists() or workflow.runs.exists():
+        _deny("delete_activated")
+    money = user is not None and definition.moves_money(draft(workflow))
+    if money and not user.has_perm("automations.approve_money_workflow"):
+        _deny("delete_money_approver")
+    if user is not None and log:
+        LogEntry.objects.log_actions(
+            user_id=user.pk,
+            queryset=[workflow],
+            action_flag=DELETION,
+            change_message="Deleted.",
+            single_object=True,
+        )
+    workflow.delete()
 
 
 def pause(workflow, user=None):

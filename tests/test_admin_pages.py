@@ -422,3 +422,26 @@ def test_a_viewer_reads_the_whole_definition_but_gets_no_editor(client, db):
     assert body.count("What it does (draft)") == 1
     assert "&quot;Tier&quot;: &quot;VIP&quot;" in body
     assert "Preview on a stored event" not in body
+
+
+def test_deleting_a_draft_in_the_admin_goes_through_the_service(client, db):
+    from django.contrib.admin.models import DELETION, LogEntry
+
+    from automations.models import Workflow
+    from automations.templates import refund_early_fraud_warnings, tag_vip_customers
+    from tests.admin_helpers import staff_user
+    from tests.builders import create_workflow
+
+    draft = create_workflow(tag_vip_customers())
+    money = create_workflow(refund_early_fraud_warnings())
+    client.force_login(staff_user("editor"))
+
+    done = client.post(f"/admin/automations/workflow/{draft.pk}/delete/", {"post": "yes"})
+    refused = client.post(f"/admin/automations/workflow/{money.pk}/delete/", {"post": "yes"})
+
+    assert done.status_code == 302
+    assert refused.status_code == 403  # it moves money: an approver deletes it
+    assert list(Workflow.objects.values_list("pk", flat=True)) == [money.pk]
+    assert list(
+        LogEntry.objects.filter(action_flag=DELETION).values_list("object_id", flat=True)
+    ) == [str(draft.pk)]

@@ -359,6 +359,17 @@ def test_an_editor_deletes_a_draft_never_activated_and_it_is_logged(db, api):
     )
 
 
+def test_a_draft_that_moves_money_is_deleted_only_by_an_approver(db, api):
+    workflow = create_workflow(refund_early_fraud_warnings())
+
+    refused = api("editor").delete(url(workflow))
+    deleted = api("approver").delete(url(workflow))
+
+    assert (refused.status_code, refused.json()["code"]) == (403, "delete_money_approver")
+    assert deleted.status_code == 204
+    assert not Workflow.objects.exists()
+
+
 def test_a_workflow_that_was_ever_activated_cannot_be_deleted(db, api):
     workflow = create_workflow(TELL_OPS, status="active")
     workflows.pause(workflow)

@@ -241,6 +241,14 @@ class WorkflowAdmin(admin.ModelAdmin):
         kwargs["editor"] = editor
         return kwargs
 
+    def delete_model(self, request, obj):
+        # Through the service: only never-activated drafts, and money ones by an approver.
+        workflows.delete(obj, request.user, log=False)  # the delete page logs it
+
+    def delete_queryset(self, request, queryset):
+        for workflow in queryset:
+            workflows.delete(workflow, request.user, log=False)
+
     def save_model(self, request, obj, form, change):
         if not change and obj.owner_id is None:
             obj.owner = request.user

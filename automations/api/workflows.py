@@ -11,7 +11,7 @@ import json
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -250,22 +250,12 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     )
     def destroy(self, request, pk=None):
         workflow = self.get_object()
-        # Versions are the record of what ran (runs point at them): a workflow that was
-        # ever activated stays, paused, so its history and audit keep their meaning.
-        if workflow.versions.exists() or workflow.runs.exists():
-            return _refusal(
-                _("This workflow has been activated; pause it instead of deleting it."),
-                "has_versions",
-                status.HTTP_409_CONFLICT,
-            )
-        LogEntry.objects.log_actions(
-            user_id=request.user.pk,
-            queryset=[workflow],
-            action_flag=DELETION,
-            change_message="Deleted through the API.",
-            single_object=True,
-        )
-        workflow.delete()
+        try:
+            workflows.delete(workflow, request.user)
+        except workflows.NotAllowed as e:
+            if e.reason != "delete_activated":
+                raise
+            return _refusal(e.message, "has_versions", status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     # ------------------------------------------------------------ activation
