@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.exceptions import NotRegistered
-from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import (
@@ -34,6 +34,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from automations import audit
 from automations.models import SavedFilter
 
 __all__ = [
@@ -211,13 +212,7 @@ def rows(saved_filter, *, limit=None):
 
 
 def _log(user, obj, flag, message):
-    LogEntry.objects.log_actions(
-        user_id=user.pk,
-        queryset=[obj],
-        action_flag=flag,
-        change_message=message,
-        single_object=True,
-    )
+    audit.log(user, obj, message, flag)
 
 
 def _clean_name(name):

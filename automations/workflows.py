@@ -12,7 +12,7 @@ permission is checked and nothing is logged.
 
 from datetime import timedelta
 
-from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -20,7 +20,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from automations import definition, triggers
+from automations import audit, definition, triggers
 from automations.engine import keys, runner
 from automations.engine.conditions import describe, matches
 from automations.engine.context import build_context
@@ -67,16 +67,7 @@ def _deny(reason):
     raise NotAllowed(reason, str(REASONS[reason]))
 
 
-def _log(user, obj, message):
-    if user is None:
-        return
-    LogEntry.objects.log_actions(
-        user_id=user.pk,
-        queryset=[obj],
-        action_flag=CHANGE,
-        change_message=message,
-        single_object=True,
-    )
+_log = audit.log
 
 
 # ------------------------------------------------------------------ drafts
@@ -186,14 +177,8 @@ def delete(workflow, user=None, *, log=True):
     money = user is not None and definition.moves_money(draft(workflow))
     if money and not user.has_perm("automations.approve_money_workflow"):
         _deny("delete_money_approver")
-    if user is not None and log:
-        LogEntry.objects.log_actions(
-            user_id=user.pk,
-            queryset=[workflow],
-            action_flag=DELETION,
-            change_message="Deleted.",
-            single_object=True,
-        )
+    if log:
+        _log(user, workflow, "Deleted.", DELETION)
     workflow.delete()
 
 

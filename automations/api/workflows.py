@@ -11,7 +11,6 @@ import json
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -26,7 +25,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.response import Response
 
-from automations import definition, workflows
+from automations import audit, definition, workflows
 from automations.api import serializers as s
 from automations.api.errors import problems_body
 from automations.models import Workflow
@@ -420,13 +419,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
 
 def _log_edit(user, workflow):
     # As the admin's change form records a saved draft (the service logs only creation).
-    LogEntry.objects.log_actions(
-        user_id=user.pk,
-        queryset=[workflow],
-        action_flag=CHANGE,
-        change_message="Draft saved through the API.",
-        single_object=True,
-    )
+    audit.log(user, workflow, "Draft saved through the API.")
 
 
 def register(router):
