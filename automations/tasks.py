@@ -1,7 +1,13 @@
 """django-q2 tasks: thin; the decisions live in the engine."""
 
+import logging
+import multiprocessing
+import os
+import threading
 from datetime import timedelta
 
+from django.conf import settings
+from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
 
@@ -13,7 +19,12 @@ RUN_TASK = "automations.tasks.run_workflow"
 # A queued run whose task has not started this long after it was due is presumed lost
 # (the Redis broker drops a task whose worker dies) and is queued again. Taking a run is
 # a conditional update, so a task that was only slow and then arrives does nothing.
-LOST_AFTER = timedelta(minutes=2)
+LOST_AFTER = timedelta(seconds=settings.KANRI_LOST_AFTER_SECONDS)
+# How often each worker process sweeps (see `start_sweeping`).
+SWEEP = settings.KANRI_SWEEP_SECONDS
+
+logger = logging.getLogger(__name__)
+_sweeping_in = None  # the pid whose sweeper thread runs
 
 
 def queue_run(run_id):
@@ -29,10 +40,12 @@ def run_workflow(run_id):
 def retry_due_runs(limit=1000):
     """Queue runs whose retry is due, whose worker died, or whose task was lost.
 
-    Scheduled every minute. Each run is claimed with a conditional update, so two
-    sweepers running at once never queue the same run twice. A run whose worker died
+    Every worker calls it every SWEEP seconds (`start_sweeping`), and django-q2's
+    scheduler once a minute as a backstop. Each run is claimed with a conditional update,
+    so sweepers running at once never queue the same run twice. A run whose worker died
     MAX_INTERRUPTIONS times fails instead, visibly. Returns how many it queued.
     """
+    runner.reconnect_if_lost()
     now = timezone.now()
     due = (
         Run.objects.filter(
@@ -61,6 +74,37 @@ def retry_due_runs(limit=1000):
             queue_run(pk)
             queued += 1
     return queued
+
+
+def start_sweeping(**kwargs):
+    """In a django-q2 worker process (its post_spawn signal), sweep every SWEEP seconds.
+
+    django-q2's scheduler only looks at its schedules every 30 s, and schedules repeat at
+    most once a minute, so a Retry-After of 1 s would wait up to a minute and a dead
+    worker's run up to its lease plus a minute. One indexed query per worker every few
+    seconds is the price of retries that start when due. A daemon thread: it dies with
+    its worker, and the sentinel's new worker starts its own.
+    """
+    global _sweeping_in
+    # django-q2's sync mode (tests) runs its worker loop inline, in the main process,
+    # and sends post_spawn for every task: only a worker process of a cluster sweeps.
+    if multiprocessing.current_process().name == "MainProcess" or _sweeping_in == os.getpid():
+        return
+    if SWEEP <= 0:  # switched off: django-q2's once-a-minute schedule still sweeps
+        return
+    _sweeping_in = os.getpid()
+    threading.Thread(target=_sweep_forever, name="kanri-sweeper", daemon=True).start()
+
+
+def _sweep_forever():
+    stop = threading.Event()  # never set: the thread lives as long as its worker
+    while not stop.wait(SWEEP):
+        try:
+            retry_due_runs()
+        except Exception:
+            # Redis or the database away for a moment: the next sweep tries again.
+            logger.warning("Sweeping for due runs failed", exc_info=True)
+            connections.close_all()
 
 
 def run_schedule(workflow_id, since=None, zone=None):

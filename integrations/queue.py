@@ -1,10 +1,14 @@
 """The one way Kanri puts work on django-q2."""
 
+import logging
 import os
 
 from django.db import transaction
 from django_q.brokers import get_broker
+from django_q.conf import Conf
 from django_q.tasks import async_task
+
+logger = logging.getLogger(__name__)
 
 _broker = None
 _broker_pid = None
@@ -24,5 +28,24 @@ def broker():
 
 
 def enqueue(func, *args):
-    """Queue `func(*args)` (a dotted path, primitive args) once the transaction commits."""
-    transaction.on_commit(lambda: async_task(func, *args, broker=broker()))
+    """Queue `func(*args)` (a dotted path, primitive args) once the transaction commits.
+
+    A broker that is down (Redis restarting) does not fail the caller: the work is
+    already recorded in Kanri's tables, committed, and a sweeper queues it again (a run
+    still queued after KANRI_LOST_AFTER_SECONDS; a sync batch when its mark expires).
+    Raising here, after the commit, would only turn a webhook Kanri has stored into a
+    500 that Stripe delivers again.
+    """
+    transaction.on_commit(lambda: _put(func, args))
+
+
+def _put(func, args):
+    if Conf.SYNC:  # tests: the task runs inline, and its own errors must show
+        async_task(func, *args, broker=broker())
+        return
+    try:
+        async_task(func, *args, broker=broker())
+    except Exception as error:
+        logger.warning(
+            "Could not queue %s%r (%s); its sweeper will queue it again", func, args, error
+        )

@@ -10,17 +10,32 @@ the sender's business (automations/engine/senders.py):
 
 So a preview, a backtest and a real run cannot disagree about what a workflow does.
 
-Retry policy, decided here and nowhere else: a step whose action raises a transient
-ActionError is tried again after RETRY_DELAYS[attempt - 1] seconds (or the provider's
-Retry-After, if longer), at most MAX_STEP_ATTEMPTS times in all; a permanent error, an
-unknown reference or an unexpected exception fails the run at once. A run whose worker
-dies MAX_INTERRUPTIONS times fails visibly instead of being queued forever; retries
-after provider errors do not count towards that (they are bounded per step). Waiting
-runs are picked up by `automations.tasks.retry_due_runs` (scheduled every minute).
+Retry policy, decided here and nowhere else (`retry_delay`): a step whose action raises
+a transient ActionError is tried again after the provider's Retry-After when it gives
+one (Slack's 429s do), otherwise after RETRY_DELAYS[attempt - 1] seconds
+(settings.KANRI_RETRY_DELAYS: 30, 120, 600, 1800 s), at most MAX_STEP_ATTEMPTS times in
+all; a permanent error, an unknown reference or an unexpected exception fails the run at
+once. Waiting runs are queued again by `automations.tasks.retry_due_runs`, which every
+worker calls every KANRI_SWEEP_SECONDS (5 s), so a retry starts within a few seconds of
+being due.
+
+A worker holds a run for LEASE (KANRI_RUN_LEASE_SECONDS, 30 s) and a heartbeat thread
+renews the lease every HEARTBEAT (10 s) for as long as the worker lives, however long a
+step takes. A run whose lease ran out had a dead worker: the sweeper queues it again
+(about LEASE + SWEEP after the death), and it resumes from its audit (senders.py). The
+lease outlasts the longest provider timeout (Stripe's 20 s), so a resumed run never
+races a request its dead worker left on the wire. A database connection dropped under a
+worker is replaced before the writes that matter (`reconnect_if_lost`). A run
+whose worker dies MAX_INTERRUPTIONS times fails visibly instead of being queued forever;
+retries after provider errors do not count towards that (they are bounded per step).
 """
 
+import logging
+import threading
 from datetime import timedelta
 
+from django.conf import settings
+from django.db import connection, connections
 from django.db.models import F
 from django.utils import timezone
 
@@ -30,12 +45,88 @@ from automations.engine.references import render
 from automations.models import Run, RunStep, Step
 from integrations.registry import get_action
 
-RETRY_DELAYS = (30, 120, 600, 1800)
+logger = logging.getLogger(__name__)
+
+RETRY_DELAYS = tuple(settings.KANRI_RETRY_DELAYS)
 MAX_STEP_ATTEMPTS = len(RETRY_DELAYS) + 1
 MAX_INTERRUPTIONS = 5
-# A run still "running" this long after a worker took it is presumed orphaned (the
-# worker died) and is queued again; django-q2's own timeout (60 s) is well inside it.
-LEASE = timedelta(minutes=5)
+# A run still "running" after its lease is presumed orphaned (the worker died) and is
+# queued again. The heartbeat renews the lease of a live worker, so the lease can be
+# short; it must only outlast a few missed beats (a stalled database, a long GC).
+LEASE = timedelta(seconds=settings.KANRI_RUN_LEASE_SECONDS)
+HEARTBEAT = settings.KANRI_HEARTBEAT_SECONDS
+
+
+def retry_delay(attempt, retry_after=None):
+    """Return the seconds to wait before retrying a step whose `attempt` failed.
+
+    The provider's Retry-After wins when given, shorter or longer than our backoff:
+    Slack's rate limit says exactly when the next call is allowed.
+    https://api.slack.com/apis/rate-limits
+    """
+    if retry_after is not None:
+        return max(retry_after, 0)
+    return RETRY_DELAYS[attempt - 1]
+
+
+def reconnect_if_lost():
+    """Close this thread's database connection if the server dropped it (a restart, a
+    failover, pg_terminate_backend), so the next query opens a new one instead of failing.
+
+    Kanri keeps connections open (CONN_MAX_AGE) without Django's health checks; a
+    worker checks here before the writes that matter: taking a run, and recording what
+    a provider answered after a send that may have outlived the connection.
+    """
+    live = connection.connection is not None and not connection.in_atomic_block
+    if live and not connection.is_usable():
+        connection.close()
+
+
+class Heartbeat:
+    """Renew a run's lease every HEARTBEAT seconds while this worker carries it.
+
+    A daemon thread, so it dies with the worker: that is what lets the lease run out
+    when, and only when, the worker is gone. It renews only the attempt it was started
+    for and only while the run is RUNNING, so it never revives a run that moved on.
+    """
+
+    def __init__(self, run_id, attempt):
+        self.run_id, self.attempt = run_id, attempt
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self._beat, name=f"kanri-heartbeat-{run_id}", daemon=True
+        )
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+
+    def renew(self):
+        """Extend the lease by LEASE from now; return False if the run has moved on."""
+        reconnect_if_lost()
+        return bool(
+            Run.objects.filter(
+                pk=self.run_id, status=Run.Status.RUNNING, attempt=self.attempt
+            ).update(lease_until=timezone.now() + LEASE)
+        )
+
+    def _beat(self):
+        try:
+            while not self.stopped.wait(HEARTBEAT):
+                try:
+                    self.renew()
+                except Exception:
+                    # The next beat tries again on a new connection; the lease outlasts
+                    # a few missed beats.
+                    logger.warning(
+                        "Could not renew the lease of run %s", self.run_id, exc_info=True
+                    )
+                    connection.close()
+        finally:
+            connections.close_all()  # this thread's connections only
 
 
 class Stop(Exception):
@@ -105,8 +196,7 @@ def rehearse(definition, trigger_data, sender, workflow=None):
 def execute(run_id):
     """Take a queued run and carry it as far as it can go. Return its status, or None if
     another worker has it or it is not queued."""
-    from automations.engine.senders import LiveSender
-
+    reconnect_if_lost()
     now = timezone.now()
     claimed = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
         status=Run.Status.RUNNING,
@@ -116,12 +206,19 @@ def execute(run_id):
     )
     if not claimed:
         return None
-    run = Run.objects.select_related("version", "workflow").get(pk=run_id)
+    run = Run.objects.select_related("version", "workflow", "event").get(pk=run_id)
     if run.started_at is None:
         Run.objects.filter(pk=run_id).update(started_at=now)
+    with Heartbeat(run.pk, run.attempt):
+        return _carry(run)
+
+
+def _carry(run):
+    from automations.engine.senders import LiveSender
+
     sender = LiveSender(run)
     context = build_context(
-        run.trigger_data,
+        run.snapshot,
         workflow={"id": run.workflow_id, "name": run.workflow.name},
         run={"id": run.pk, "attempt": run.attempt},
     )
