@@ -16,13 +16,20 @@ from integrations.fields import AmountField
 
 
 class ActionError(Exception):
-    """A step failed. Permanent errors are not retried; the rest are, with backoff."""
+    """A step failed. Permanent errors are not retried; the rest are, with backoff.
 
-    def __init__(self, message, *, permanent=False, retry_after=None):
+    `unknown` says the request may have reached the provider and been acted on (a read
+    timeout, a connection dropped after the request was written): for an action whose
+    provider does not deduplicate, the engine then holds the run for a person instead of
+    sending again, so a notification is never resent silently.
+    """
+
+    def __init__(self, message, *, permanent=False, retry_after=None, unknown=False):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after  # seconds the provider asked us to wait, if any
+        self.unknown = unknown
 
 
 @dataclass(frozen=True)

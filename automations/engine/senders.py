@@ -17,15 +17,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from automations.engine import caps, keys
-from automations.engine.conditions import describe
+from automations.engine.conditions import readable
 from automations.engine.references import RenderError
 from automations.engine.runner import (
     MAX_STEP_ATTEMPTS,
-    RETRY_DELAYS,
     Hold,
     Stop,
     decide_branch,
     prepare,
+    reconnect_if_lost,
+    retry_delay,
 )
 from automations.models import Run, RunStep
 from integrations.base import ActionError, StepCall
@@ -141,7 +142,18 @@ class LiveSender:
         try:
             output = action.send(request, call)
         except Exception as e:
-            return self._failed(row, _as_action_error(e, name, self.run.pk), attempt, clock)
+            reconnect_if_lost()
+            error = _as_action_error(e, name, self.run.pk)
+            if error.unknown and not action.deduplicates:
+                # It may have been delivered: sending again could post it twice. A person
+                # decides ("send again" or "skip"), as after a worker died mid-send.
+                self._close(row, RunStep.Status.UNKNOWN, clock, error=error.message)
+                raise Hold(Run.HoldReason.OUTCOME_UNKNOWN, name) from e
+            return self._failed(row, error, attempt, clock)
+        # What the provider answered must be recorded even if the database dropped this
+        # worker's connection during the send: otherwise a Slack post that went out would
+        # read "outcome unknown" on resume.
+        reconnect_if_lost()
         self._close(row, RunStep.Status.SUCCEEDED, clock, output=output)
         return output
 
@@ -183,7 +195,7 @@ class LiveSender:
             self._close(row, status, clock, error=error.message)
         name = row.step_name
         if retry:
-            delay = max(RETRY_DELAYS[attempt - 1], error.retry_after or 0)
+            delay = retry_delay(attempt, error.retry_after)
             raise Stop(f"Step {name!r} failed (attempt {attempt}): {error.message}", delay)
         raise Stop(f"Step {name!r} failed: {error.message}")
 
@@ -204,14 +216,14 @@ class DrySender:
                 "created": trigger_data.get("created"),
             },
             "matched": matched,
-            "conditions": [{**c, "test": describe(c)} for c in explanation],
+            "conditions": readable(explanation),
             "steps": [],
         }
 
     def branch(self, step, context):
         arm, detail = decide_branch(step, context)
         self.report["steps"].append(
-            {"name": step["name"], "kind": "branch", "arm": arm, "conditions": detail}
+            {"name": step["name"], "kind": "branch", "arm": arm, "conditions": readable(detail)}
         )
         return arm
 
