@@ -127,7 +127,11 @@ def origin_workflow(event):
     Stripe echoes the idempotency key of the request behind an event, so a workflow
     never re-triggers itself, while other workflows still react to what it did.
     """
-    return keys.workflow_of((event.get("request") or {}).get("idempotency_key"))
+    request = event.get("request")
+    # API versions before 2017-05-25 send the request id as a plain string, and `request`
+    # is null for events no API request caused (a payment from the dashboard).
+    key = request.get("idempotency_key") if isinstance(request, dict) else None
+    return keys.workflow_of(key) if isinstance(key, str) else None
 
 
 def candidates(trigger):
