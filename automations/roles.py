@@ -3,8 +3,9 @@
 viewer   reads runs, the inventory, workflows and Stripe data; keeps saved filters;
 editor   also edits, activates and pauses workflows, runs manual ones on selected Stripe
          objects, and retries, cancels or decides held runs;
-approver also activates, and runs on selected objects, workflows that move money, and
-         approves or rejects runs held above a money cap.
+approver also activates, pauses, deletes and runs on selected objects workflows that
+         move money (automations/workflows.py decides), and approves or rejects runs held
+         above a money cap.
 """
 
 from django.contrib.auth.models import Group, Permission

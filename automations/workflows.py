@@ -16,13 +16,14 @@ from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from automations import audit, definition, triggers
 from automations.engine import keys, runner
-from automations.engine.conditions import describe, matches
+from automations.engine.conditions import matches
 from automations.engine.context import build_context
 from automations.engine.senders import PreviewSender, RecordingSender
 from automations.models import Approval, Batch, Run, RunStep, TriggerKind, Workflow, WorkflowVersion
@@ -56,6 +57,7 @@ REASONS = {
     "delete_permission": _("You may not delete workflows."),
     "delete_activated": _("This workflow has been activated; pause it instead of deleting it."),
     "delete_money_approver": _("This workflow moves money: an approver must delete it."),
+    "pause_money_approver": _("This workflow moves money: an approver must pause it."),
     "approve_permission": _("Only an approver may approve or reject runs above a money cap."),
     "approve_own_run": _("You started this run: another approver must decide it."),
     "approve_own_edit": _("You last edited this workflow: another approver must decide its runs."),
@@ -109,6 +111,38 @@ def can_activate(user, data):
     return True, ""
 
 
+def _moves_money(workflow):
+    """Return whether a workflow moves money: what runs (its active version), or for one
+    never activated, its draft. Pausing or deleting it is then an approver's decision, as
+    activating it is, in the admin and the API alike."""
+    if workflow.active_version_id:
+        return definition.moves_money(workflow.active_version.definition)
+    return definition.moves_money(draft(workflow))
+
+
+def can_pause(user, workflow):
+    """Return (allowed, reason code) for pausing a workflow."""
+    if user is None:
+        return True, ""
+    if not user.has_perm("automations.activate_workflow"):
+        return False, "activate_permission"
+    if _moves_money(workflow) and not user.has_perm("automations.approve_money_workflow"):
+        return False, "pause_money_approver"
+    return True, ""
+
+
+def can_delete(user, workflow):
+    """Return (allowed, reason code) for deleting a workflow: only a draft never activated."""
+    if user is not None and not user.has_perm("automations.delete_workflow"):
+        return False, "delete_permission"
+    if workflow.versions.exists() or workflow.runs.exists():
+        return False, "delete_activated"
+    approver = user is None or user.has_perm("automations.approve_money_workflow")
+    if not approver and _moves_money(workflow):
+        return False, "delete_money_approver"
+    return True, ""
+
+
 def reason_text(reason):
     return str(REASONS[reason]) if reason else ""
 
@@ -121,6 +155,7 @@ def status(workflow, user=None):
     allowed, reason = can_activate(user, current)
     return {
         "status": workflow.status,
+        "can_pause": can_pause(user, workflow)[0],
         "status_label": str(workflow.get_status_display()),
         "active_version": workflow.active_version.number if active else None,
         "unactivated_changes": active is not None and active != cleaned,
@@ -170,22 +205,20 @@ def delete(workflow, user=None, *, log=True):
     that moves money is an approver's decision, as activating it is. `log=False` is for
     the admin, whose delete page writes its own LogEntry.
     """
-    if user is not None and not user.has_perm("automations.delete_workflow"):
-        _deny("delete_permission")
-    if workflow.versions.exists() or workflow.runs.exists():
-        _deny("delete_activated")
-    money = user is not None and definition.moves_money(draft(workflow))
-    if money and not user.has_perm("automations.approve_money_workflow"):
-        _deny("delete_money_approver")
+    allowed, reason = can_delete(user, workflow)
+    if not allowed:
+        _deny(reason)
     if log:
         _log(user, workflow, "Deleted.", DELETION)
     workflow.delete()
 
 
 def pause(workflow, user=None):
-    """Stop new runs of a workflow; runs already started finish."""
-    if user is not None and not user.has_perm("automations.activate_workflow"):
-        _deny("activate_permission")
+    """Stop new runs of a workflow; runs already started finish. Raise NotAllowed if the
+    user may not (a workflow that moves money: an approver)."""
+    allowed, reason = can_pause(user, workflow)
+    if not allowed:
+        _deny(reason)
     if workflow.status != Workflow.Status.ACTIVE:
         return False
     workflow.status = Workflow.Status.PAUSED
@@ -208,8 +241,12 @@ def diff(old, new):
     return definition.diff(old, new)
 
 
-def history(workflow):
-    """Return each version, newest first, with what changed, and the draft's changes."""
+def history(workflow, shown=None):
+    """Return each version, newest first, with what changed, and the draft's changes.
+
+    `shown` turns a definition into what the diff compares (the admin shows amounts as
+    money); by default definitions are compared as stored."""
+    shown = shown or (lambda data: data)
     versions = list(workflow.versions.order_by("number").select_related("created_by"))
     rows, previous = [], None
     for version in versions:
@@ -219,7 +256,7 @@ def history(workflow):
                 "created_at": version.created_at,
                 "created_by": version.created_by.get_username() if version.created_by else "",
                 "active": version.pk == workflow.active_version_id,
-                "diff": diff(previous, version.definition),
+                "diff": diff(shown(previous), shown(version.definition)),
             }
         )
         previous = version.definition
@@ -232,7 +269,7 @@ def history(workflow):
     )
     return {
         "versions": list(reversed(rows)),
-        "unactivated": diff(previous, draft(workflow)) if versions else [],
+        "unactivated": diff(shown(previous), shown(draft(workflow))) if versions else [],
         "log": [
             {
                 "when": e.action_time,
@@ -521,7 +558,9 @@ def run_on(workflow, object_ids, user=None, token=None):
                 continue
             _, explanation = matches(conditions, build_context(trigger.data))
             failed = [
-                {"field": c["field"], "test": describe(c), "actual": c.get("actual")}
+                # The test's code and values, not its words: they are read in the reader's
+                # language (conditions.describe) when the report is shown.
+                {key: c.get(key) for key in ("field", "op", "value", "currency", "actual")}
                 for c in explanation
                 if not c["matched"]
             ]
@@ -593,22 +632,29 @@ def batch_report(batch):
 
 
 def inventory():
-    """Return one plain row per workflow: trigger, actions, systems, money, owner, health."""
+    """Return one plain row per workflow: trigger, actions, systems, money, owner, health.
+
+    At a million runs it reads no run it does not need: per workflow, the last run from
+    the (workflow, created_at) index and the 30-day counts from an index-only range of
+    (workflow, status, created_at), instead of a join over every run."""
     since = timezone.now() - timedelta(days=30)
-    finished = Q(runs__created_at__gte=since, runs__status__in=Run.FINISHED)
+    runs = Run.objects.filter(workflow=OuterRef("pk")).order_by()
+    latest = runs.order_by("-created_at", "-pk")
+    finished = runs.filter(created_at__gte=since, status__in=Run.FINISHED)
+
+    def count(queryset):
+        counted = queryset.values("workflow").annotate(n=Count("*")).values("n")
+        return Coalesce(Subquery(counted), 0)
+
     workflows = list(
         Workflow.objects.select_related("owner", "active_version")
         .annotate(
-            last_run_at=Max("runs__created_at"),
-            finished_runs=Count("runs", filter=finished),
-            failed_runs=Count("runs", filter=finished & Q(runs__status=Run.Status.FAILED)),
+            last_run_at=Subquery(latest.values("created_at")[:1]),
+            last_run_status=Subquery(latest.values("status")[:1]),
+            finished_runs=count(finished),
+            failed_runs=count(finished.filter(status=Run.Status.FAILED)),
         )
         .order_by("name")
-    )
-    last_status = dict(
-        Run.objects.filter(
-            pk__in=Run.objects.values("workflow").annotate(last=Max("pk")).values("last")
-        ).values_list("workflow_id", "status")
     )
     drafts = definition.snapshots(workflows)
     rows = []
@@ -633,7 +679,7 @@ def inventory():
                 "status_key": workflow.status,
                 "version": workflow.active_version.number if workflow.active_version_id else None,
                 "last_run_at": workflow.last_run_at,
-                "last_run_status": last_status.get(workflow.pk, ""),
+                "last_run_status": workflow.last_run_status or "",
                 "runs_30d": finished_count,
                 "failure_rate": (workflow.failed_runs / finished_count) if finished_count else None,
             }

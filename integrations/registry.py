@@ -13,6 +13,7 @@ ACTIONS = {
     "stripe.retrieve_subscription": "integrations.stripe_actions.RetrieveSubscription",
     "stripe.store_credit": "integrations.stripe_actions.StoreCredit",
     "stripe.update_charge_metadata": "integrations.stripe_actions.UpdateChargeMetadata",
+    "webhook.post": "integrations.webhook_actions.PostWebhook",
 }
 
 

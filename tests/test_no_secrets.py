@@ -18,6 +18,8 @@ from tests.builders import create_workflow
 from tests.conftest import WEBHOOK_SECRET
 
 RESTRICTED_KEY = "rk_test_" + "7" * 24
+# webhook.post's HMAC key: it has no prefix of its own, so it is looked for as it is.
+WEBHOOK_SIGNING_SECRET = "kanri-webhook-signing-secret-7f3a9c"
 # A Stripe secret by its documented prefix (https://docs.stripe.com/keys), and an
 # intent's client secret (it lets anyone confirm the payment).
 SECRET = re.compile(
@@ -71,8 +73,9 @@ def crawl(client, start="/admin/"):
 
 
 @pytest.fixture
-def world(db, stripe_account, fake_slack):
+def world(db, stripe_account, fake_slack, settings):
     """Data in every list, a manual workflow that ran once, and the account's secrets."""
+    settings.KANRI_WEBHOOK_SIGNING_SECRET = WEBHOOK_SIGNING_SECRET
     APIKey.objects.create(
         secret=RESTRICTED_KEY,
         type="restricted",
@@ -93,11 +96,29 @@ def world(db, stripe_account, fake_slack):
         status="active",
     )
     workflows.run_on(intent_workflow, [rows["paymentintent"].id])
+    # A signed outgoing webhook: its editor, preview and versions pages are crawled too.
+    create_workflow(
+        {
+            **THANK,
+            "name": "Tell the warehouse",
+            "steps": [
+                {
+                    "name": "hook",
+                    "kind": "webhook.post",
+                    "config": {
+                        "url": "https://warehouse.example.com/kanri",
+                        "payload": {"charge": "{{trigger.data.object.id}}"},
+                    },
+                }
+            ],
+        },
+        status="active",
+    )
     return rows
 
 
 def secrets_in_database():
-    return [settings.STRIPE_SECRET_KEY, RESTRICTED_KEY, WEBHOOK_SECRET]
+    return [settings.STRIPE_SECRET_KEY, RESTRICTED_KEY, WEBHOOK_SECRET, WEBHOOK_SIGNING_SECRET]
 
 
 def assert_no_secret_on(visited):

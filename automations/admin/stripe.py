@@ -25,7 +25,9 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, CharField, Exists, OuterRef, Q, Value, When
+from django.http import HttpResponseNotAllowed
 from django.urls import NoReverseMatch, reverse
+from django.urls import path as url_path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -34,6 +36,7 @@ from django.utils.translation import gettext_lazy as _
 from djstripe import enums
 from djstripe import models as djstripe_models
 from djstripe.admin import StripeModelAdmin
+from djstripe.admin.actions import CustomActionMixin
 
 from automations.admin import filters
 from automations.admin.actions import run_workflow_on_selected
@@ -315,7 +318,8 @@ class StripeListAdmin(ReadOnlyAdmin):
 
 
 def _choices(enum):
-    return tuple((value, str(label)) for value, label in enum.choices)
+    # Labels stay lazy: they are read in each request's language, not at import.
+    return tuple(enum.choices)
 
 
 # Links from detail fields to the rows they name.
@@ -384,7 +388,7 @@ class ChargeAdmin(SavedFiltersMixin, StripeListAdmin):
         "stripe_data__billing_details__email",
         "stripe_data__receipt_email",
     )
-    statuses = tuple((value, str(label)) for value, label, _q in PAYMENT_STATUSES)
+    statuses = tuple((value, label) for value, label, _q in PAYMENT_STATUSES)
     actions = [run_workflow_on_selected, refund_as_store_credit]
     list_display = [
         "id",
@@ -857,19 +861,58 @@ LISTS = {
 SECRET_PROPERTIES = frozenset({"default_api_key"})
 
 
+# dj-stripe's "sync" actions, the only names its confirmation view should run.
+DJSTRIPE_ACTIONS = frozenset({"_resync_instances", "_sync_all_instances"})
+
+
 def hide_secrets(model_admin_class):
-    """Return a subclass of a dj-stripe ModelAdmin that never shows the secret key."""
+    """Return a subclass of a dj-stripe ModelAdmin that never shows the secret key, and
+    whose sync confirmation only a superuser may post."""
 
     def get_readonly_fields(self, request, obj=None):
         fields = super(cls, self).get_readonly_fields(request, obj)
         return [f for f in fields if f not in SECRET_PROPERTIES]
 
+    def get_urls(self):
+        # dj-stripe's confirmation view (`action/<action_name>/<model_name>/`) checks no
+        # permission at all and calls the method named in the URL: any staff member, a
+        # Kanri viewer too, could start a sync of every object from Stripe. Only a
+        # superuser (who alone sees these models) may post one of its two actions.
+        urls = super(cls, self).get_urls()
+        for i, pattern in enumerate(urls):
+            if pattern.name == "djstripe_custom_action":
+                urls[i] = url_path(
+                    str(pattern.pattern),
+                    self.admin_site.admin_view(_guarded(self, pattern.callback)),
+                    name=pattern.name,
+                )
+        return urls
+
     cls = type(
         model_admin_class.__name__,
         (model_admin_class,),
-        {"get_readonly_fields": get_readonly_fields, "__module__": __name__},
+        {
+            "get_readonly_fields": get_readonly_fields,
+            "get_urls": get_urls,
+            "__module__": __name__,
+        },
     )
     return cls
+
+
+def _guarded(model_admin, view):
+    def custom_action(request, action_name, model_name):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])  # dj-stripe's GET page fails (500)
+        if (
+            not request.user.is_superuser
+            or action_name not in DJSTRIPE_ACTIONS
+            or model_name != model_admin.model._meta.model_name
+        ):
+            raise PermissionDenied
+        return view(request, action_name=action_name, model_name=model_name)
+
+    return custom_action
 
 
 def register(site=admin.site):
@@ -878,7 +921,10 @@ def register(site=admin.site):
             site.unregister(model)
         site.register(model, model_admin)
     for model, model_admin in list(site._registry.items()):
-        if model._meta.app_label == "djstripe" and isinstance(model_admin, StripeModelAdmin):
+        # CustomActionMixin too: the webhook endpoint admin has the sync view without
+        # being a StripeModelAdmin.
+        stock = isinstance(model_admin, StripeModelAdmin | CustomActionMixin)
+        if model._meta.app_label == "djstripe" and stock:
             site.unregister(model)
             site.register(model, hide_secrets(type(model_admin)))
 

@@ -9,17 +9,19 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext
 
-from automations import definition, replays, templates, workflows
+from automations import catalog, definition, replays, templates, workflows
+from automations.admin import readable, run_page
 from automations.admin.base import ReadOnlyAdmin, badge, page
 from automations.admin.editor import (
     LIMIT_FIELDS,
@@ -39,8 +41,11 @@ from automations.admin.editor import (
     trigger_value,
 )
 from automations.models import Condition, Step, TriggerKind, Workflow, WorkflowVersion
+from automations.money import format_money
 from automations.problems import InvalidDefinition, message
 from automations.redaction import redact_data
+from integrations.email_actions import email_rows
+from integrations.registry import ACTIONS, get_action
 
 
 class WorkflowForm(ScheduleFields, forms.ModelForm):
@@ -73,10 +78,20 @@ class WorkflowForm(ScheduleFields, forms.ModelForm):
 
     class Meta:
         model = Workflow
-        fields = ["name", "description", "owner"]
+        fields = ["name", "description", "owner", "failure_alerts", "alert_channel"]
+
+    def clean(self):
+        data = super().clean()
+        # Left out of a form (an older page, a script): the workflow keeps its setting.
+        data["failure_alerts"] = data.get("failure_alerts") or self.instance.failure_alerts
+        if data.get("failure_alerts") == "slack" and not (data.get("alert_channel") or "").strip():
+            self.add_error("alert_channel", _("Say which Slack channel the alerts go to."))
+        return data
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "failure_alerts" in self.fields:
+            self.fields["failure_alerts"].required = False
         if self.instance.pk:
             self.initial.setdefault("trigger", trigger_value(definition.trigger_of(self.instance)))
             for cap in LIMIT_FIELDS:
@@ -107,7 +122,10 @@ def backtest_context(report):
             if isinstance(event.get("created"), int)
             else None,
             "halted": event["halted"],
-            "steps": redact_data(event["steps"]),
+            "steps": [
+                {**step, "request_lines": readable.json_lines(step.get("request"))}
+                for step in redact_data(event["steps"])
+            ],
         }
         for event in report["events"][:BACKTEST_SHOWN]
     ]
@@ -124,6 +142,94 @@ def backtest_context(report):
         ],
         "events": events,
         "more": max(0, len(report["events"]) - BACKTEST_SHOWN),
+    }
+
+
+# ------------------------------------------------------------------ the steps as a tree
+
+
+def _condition_rows(groups, labels):
+    rows = []
+    for number, group in enumerate(groups if isinstance(groups, list) else [], start=1):
+        for condition in group if isinstance(group, list) else []:
+            if not isinstance(condition, dict):
+                continue
+            field = str(condition.get("field", ""))
+            test = readable.condition_test(condition)
+            rows.append(
+                {"group": number, "field": field, "label": labels.get(field, ""), "test": test}
+            )
+    return rows
+
+
+def _summary(kind, config):
+    """Return the few settings that say what a step does: [(label, value)]."""
+    config = config if isinstance(config, dict) else {}
+    if kind == "email.send":
+        to = config.get("to") if config.get("recipient") != "customer" else config.get("customer")
+        rows = [
+            (pgettext("email header", "To"), to or ""),
+            (pgettext("email header", "Subject"), config.get("subject") or ""),
+        ]
+        if config.get("fields"):
+            rows.append((_t("Rows"), ", ".join(r["label"] for r in email_rows(config["fields"]))))
+        return rows
+    if kind == "slack.post_message":
+        return [
+            (_t("Channel"), config.get("channel") or ""),
+            (_t("Text"), config.get("text") or ""),
+        ]
+    shown = []
+    for key, value in config.items():
+        if key.endswith("_currency") or value in (None, "", [], {}):
+            continue
+        currency = config.get(f"{key}_currency")
+        if currency and isinstance(value, int) and not isinstance(value, bool):
+            value = format_money(value, currency)
+        elif not isinstance(value, str):
+            value = json.dumps(value, ensure_ascii=False)
+        shown.append((key.replace("_", " ").capitalize(), value))
+    return shown[:4]
+
+
+def _tree(steps, labels):
+    nodes = []
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, dict):
+            continue
+        kind = step.get("kind", "")
+        node = {
+            "name": step.get("name", ""),
+            "kind": kind,
+            "label": str(get_action(kind).label) if kind in ACTIONS else kind,
+            "summary": _summary(kind, step.get("config")),
+            "conditions": [],
+            "arms": [],
+        }
+        if kind == Step.BRANCH:
+            node["label"] = _t("Branch")
+            node["conditions"] = _condition_rows(step.get("conditions"), labels)
+            node["arms"] = [
+                {"key": arm, "label": str(label), "steps": _tree(step.get(arm), labels)}
+                for arm, label in (("then", Step.Arm.THEN.label), ("else", Step.Arm.ELSE.label))
+            ]
+        nodes.append(node)
+    return nodes
+
+
+def workflow_tree(data):
+    """Return a definition as the workflow page draws it: the trigger, its conditions, and
+    the steps as a tree whose branches carry their own conditions and two arms."""
+    trigger = data.get("trigger") or {}
+    labels = {}
+    try:
+        labels = {f["path"]: str(f["label"]) for f in catalog.fields_for(trigger)}
+    except (KeyError, TypeError, ValueError):
+        labels = {}
+    return {
+        "trigger": workflows.trigger_label(trigger),
+        "conditions": _condition_rows(data.get("conditions"), labels),
+        "steps": _tree(data.get("steps"), labels),
     }
 
 
@@ -197,14 +303,21 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is not None and not self.has_change_permission(request, obj):
-            return ["name", "description", "owner", "definition"]
-        return ["name", "description", "owner", "trigger", *SCHEDULE_FIELDS, *LIMIT_FIELDS]
+            return ["name", "description", "owner", "failure_alerts", "definition"]
+        return [
+            "name",
+            "description",
+            "owner",
+            ("failure_alerts", "alert_channel"),
+            "trigger",
+            *SCHEDULE_FIELDS,
+            *LIMIT_FIELDS,
+        ]
 
     @admin.display(description=_("What it does (draft)"))
     def definition(self, obj):
-        return format_html(
-            '<pre class="kanri-json">{}</pre>',
-            json.dumps(workflows.draft(obj), indent=2, ensure_ascii=False),
+        return render_to_string(
+            "admin/automations/workflow/_tree.html", {"tree": workflow_tree(workflows.draft(obj))}
         )
 
     def has_activate_permission(self, request):
@@ -212,8 +325,23 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Pause selected workflows"), permissions=["activate"])
     def pause_selected(self, request, queryset):
-        paused = sum(workflows.pause(w, request.user) for w in queryset)
+        paused = 0
+        for workflow in queryset:
+            allowed, reason = workflows.can_pause(request.user, workflow)
+            if not allowed:  # a money-moving one, for an editor: said, and left running
+                self.message_user(
+                    request, f"{workflow.name}: {workflows.reason_text(reason)}", messages.ERROR
+                )
+                continue
+            paused += workflows.pause(workflow, request.user)
         self.message_user(request, _t("Paused %(count)d workflow(s).") % {"count": paused})
+
+    def has_delete_permission(self, request, obj=None):
+        # The service decides (never-activated drafts; money-moving ones by an approver):
+        # the delete page, the bulk delete and the button obey it alike.
+        if obj is not None:
+            return workflows.can_delete(request.user, obj)[0]
+        return super().has_delete_permission(request, obj)
 
     # ------------------------------------------------------------ editing
 
@@ -280,6 +408,7 @@ class WorkflowAdmin(admin.ModelAdmin):
                 "draft_errors": [str(p) for p in state["problems"]],
                 "activate_reason": workflows.reason_text(state["activate_reason"]),
                 "can_preview": self.has_change_permission(request, workflow),
+                "tree": workflow_tree(workflows.draft(workflow)),
             }
             trigger = definition.trigger_of(workflow)
             if trigger["kind"] == TriggerKind.SCHEDULE:
@@ -384,7 +513,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             if data is None:
                 missing = True
             else:
-                result = workflows.preview(current, data, workflow.pk)
+                result = run_page.preview_context(workflows.preview(current, data, workflow.pk))
         return self._page(
             request,
             workflow,
@@ -450,7 +579,9 @@ class WorkflowAdmin(admin.ModelAdmin):
             "admin/automations/workflow/activate.html",
             title=_t("Activate %(name)s?") % {"name": workflow.name},
             errors=[str(p) for p in problems],
-            diff=workflows.diff(active, cleaned),
+            diff=workflows.diff(
+                readable.money_definition(active), readable.money_definition(cleaned)
+            ),
             moves_money=definition.moves_money(current),
             providers=definition.providers(current),
         )
@@ -459,6 +590,9 @@ class WorkflowAdmin(admin.ModelAdmin):
         workflow = self._workflow(request, object_id, self.has_change_permission)
         if not self.has_activate_permission(request):
             raise PermissionDenied
+        allowed, reason = workflows.can_pause(request.user, workflow)
+        if not allowed:
+            raise PermissionDenied(workflows.reason_text(reason))
         if request.method == "POST" and workflows.pause(workflow, request.user):
             self.message_user(
                 request, _t("“%(name)s” is paused: no new runs start.") % {"name": workflow.name}
@@ -469,7 +603,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def versions_view(self, request, object_id):
         workflow = self._workflow(request, object_id, self.has_view_permission)
-        history = workflows.history(workflow)
+        history = workflows.history(workflow, shown=readable.money_definition)
         return self._page(
             request,
             workflow,
