@@ -4,6 +4,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
+from django.utils.translation import gettext as _t
+from django.utils.translation import gettext_lazy as _
 from djstripe.enums import WebhookEndpointStatus
 from djstripe.models import APIKey, WebhookEndpoint
 
@@ -12,7 +14,7 @@ DEMO_USERNAME = "admin"
 
 
 class Command(BaseCommand):
-    help = (
+    help = _(
         "Create (or show) what a local Kanri needs: a demo admin user, the Stripe account "
         "and API key rows, and a webhook endpoint with its signing secret. Safe to re-run."
     )
@@ -21,12 +23,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--base-url",
             default="http://127.0.0.1:8000",
-            help="Where this Kanri is reachable; used to print the webhook URL.",
+            help=_("Where this Kanri is reachable; used to print the webhook URL."),
         )
 
     def handle(self, *args, base_url, **options):
         if not settings.DEBUG:
-            raise CommandError("setup_local creates a demo admin; it only runs with DEBUG on.")
+            raise CommandError(_t("setup_local creates a demo admin; it only runs with DEBUG on."))
         password = self.demo_admin()
         account = self.stripe_account()
         endpoint = self.webhook_endpoint(account, base_url)
@@ -34,14 +36,19 @@ class Command(BaseCommand):
             "\n".join(
                 [
                     "",
-                    f"  Admin:          {base_url.rstrip('/')}/admin/",
-                    f"  Login:          {DEMO_USERNAME} / {password}",
-                    f"  Stripe account: {account.id if account else '(none)'}",
-                    f"  Webhook URL:    {endpoint.url}",
-                    f"  Signing secret: {endpoint.secret}",
+                    _t("  Admin:          %(url)s") % {"url": f"{base_url.rstrip('/')}/admin/"},
+                    _t("  Login:          %(user)s / %(password)s")
+                    % {"user": DEMO_USERNAME, "password": password},
+                    _t("  Stripe account: %(account)s")
+                    % {"account": account.id if account else _t("(none)")},
+                    _t("  Webhook URL:    %(url)s") % {"url": endpoint.url},
+                    _t("  Signing secret: %(secret)s") % {"secret": endpoint.secret},
                     "",
-                    "  Send a test event: python manage.py trigger_stripe_event "
-                    "payment_intent.succeeded",
+                    _t("  Send a test event: %(command)s")
+                    % {
+                        "command": "python manage.py trigger_stripe_event "
+                        "customer.subscription.deleted"
+                    },
                     "",
                 ]
             )
