@@ -442,11 +442,13 @@ def gallery():
     entries = []
     for key in TEMPLATES:
         data = build(key)
+        description = data.get("description")
         entries.append(
             {
                 "key": key,
                 "name": gettext(data["name"]),
-                "description": gettext(data.get("description") or ""),
+                # gettext("") would return the catalog's header, not "".
+                "description": gettext(description) if description else "",
                 "trigger": str(workflows.trigger_label(data["trigger"])),
                 "providers": definition.providers(data),
                 "moves_money": definition.moves_money(data),

@@ -2,6 +2,7 @@
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from integrations.references import is_reference
 
@@ -27,8 +28,11 @@ class StripeIdField(forms.CharField):
         super().validate(value)
         if value and not is_reference(value) and not value.startswith(self.prefixes):
             raise ValidationError(
-                f"Enter a reference such as {{{{trigger.data.object.id}}}} or an id "
-                f"starting with {' or '.join(self.prefixes)}."
+                _(
+                    "Enter a reference such as {{trigger.data.object.id}} or an id "
+                    "starting with %(prefixes)s."
+                ),
+                params={"prefixes": " / ".join(self.prefixes)},
             )
 
 
@@ -41,13 +45,13 @@ class AmountField(forms.Field):
         if is_reference(value):
             return value.strip()
         if isinstance(value, bool):
-            raise ValidationError("Enter an amount in minor units or a reference.")
+            raise ValidationError(_("Enter an amount in minor units or a reference."))
         try:
             amount = int(str(value).strip())
         except ValueError:
-            raise ValidationError("Enter an amount in minor units or a reference.") from None
+            raise ValidationError(_("Enter an amount in minor units or a reference.")) from None
         if amount <= 0:
-            raise ValidationError("The amount must be greater than zero.")
+            raise ValidationError(_("The amount must be greater than zero."))
         return amount
 
 
@@ -59,9 +63,9 @@ class MetadataField(forms.JSONField):
         if value in self.empty_values:
             return
         if not isinstance(value, dict):
-            raise ValidationError("Metadata is an object of keys and values.")
+            raise ValidationError(_("Metadata is an object of keys and values."))
         if len(value) > 50:
-            raise ValidationError("Stripe allows at most 50 metadata keys.")
+            raise ValidationError(_("Stripe allows at most 50 metadata keys."))
         for key, item in value.items():
             if not key or len(key) > 40 or "[" in key or "]" in key:
                 raise ValidationError(f"{key!r} is not a valid metadata key (1-40 characters).")

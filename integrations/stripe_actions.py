@@ -92,7 +92,7 @@ class RetrieveChargeForm(forms.Form):
 
 class RetrieveCharge(StripeAction):
     kind = "stripe.retrieve_charge"
-    label = "Stripe: retrieve a charge"
+    label = _("Stripe: retrieve a charge")
     form_class = RetrieveChargeForm
     reads_only = True
     outputs = {field: field.replace("_", " ") for field in CHARGE_FIELDS}
@@ -104,14 +104,14 @@ class RetrieveCharge(StripeAction):
 
 class CreateRefundForm(forms.Form):
     charge = StripeIdField(["ch_", "py_"], initial="{{trigger.data.object.charge}}")
-    amount = AmountField(help_text="Minor units (cents; yen are whole), or a reference.")
+    amount = AmountField(help_text=_("Minor units (cents; yen are whole), or a reference."))
     reason = forms.ChoiceField(
         required=False,
         choices=[
-            ("", "(none)"),
-            ("duplicate", "Duplicate"),
-            ("fraudulent", "Fraudulent"),
-            ("requested_by_customer", "Requested by customer"),
+            ("", _("(none)")),
+            ("duplicate", _("Duplicate")),
+            ("fraudulent", _("Fraudulent")),
+            ("requested_by_customer", _("Requested by customer")),
         ],
     )
     metadata = MetadataField(required=False)
@@ -119,13 +119,13 @@ class CreateRefundForm(forms.Form):
     # against the workflow's money caps (it is not sent).
     currency = forms.CharField(
         required=False,
-        help_text="The charge's currency (a code or a reference), for the money caps.",
+        help_text=_("The charge's currency (a code or a reference), for the money caps."),
     )
 
 
 class CreateRefund(StripeAction):
     kind = "stripe.create_refund"
-    label = "Stripe: refund a charge"
+    label = _("Stripe: refund a charge")
     form_class = CreateRefundForm
     moves_money = True
     outputs = {field: field.replace("_", " ") for field in REFUND_FIELDS}
@@ -169,12 +169,12 @@ class CreateRefund(StripeAction):
 
 class UpdateCustomerMetadataForm(forms.Form):
     customer = StripeIdField(["cus_"], initial="{{trigger.data.object.customer}}")
-    metadata = MetadataField(help_text='For example {"Tier": "VIP"}.')
+    metadata = MetadataField(help_text=_('For example {"Tier": "VIP"}.'))
 
 
 class UpdateCustomerMetadata(StripeAction):
     kind = "stripe.update_customer_metadata"
-    label = "Stripe: update customer metadata"
+    label = _("Stripe: update customer metadata")
     form_class = UpdateCustomerMetadataForm
     outputs = {field: field for field in CUSTOMER_FIELDS}
 
@@ -194,31 +194,31 @@ class RetrieveSubscriptionForm(forms.Form):
 
 class RetrieveSubscription(StripeAction):
     kind = "stripe.retrieve_subscription"
-    label = "Stripe: retrieve a subscription"
+    label = _("Stripe: retrieve a subscription")
     form_class = RetrieveSubscriptionForm
     reads_only = True
     # One request answers who cancelled what: the event carries only ids.
     # https://docs.stripe.com/expand
     EXPAND = ["customer", "items.data.price.product"]
     outputs = {
-        "id": "id",
-        "status": "status",
-        "customer": "customer",
-        "customer_name": "customer name",
-        "customer_email": "customer email",
-        "product": "product (first item)",
-        "product_name": "product name (first item)",
-        "price": "price (first item)",
-        "interval": "billing interval: day, week, month or year",
-        "interval_count": "intervals per billing cycle",
-        "amount": "amount per cycle (minor units)",
-        "currency": "currency",
-        "quantity": "quantity",
-        "cancel_at_period_end": "cancels at period end",
-        "canceled_at": "canceled at",
-        "ended_at": "ended at",
-        "current_period_end": "current period end",
-        "metadata": "metadata",
+        "id": _("id"),
+        "status": _("status"),
+        "customer": _("customer"),
+        "customer_name": _("customer name"),
+        "customer_email": _("customer email"),
+        "product": _("product (first item)"),
+        "product_name": _("product name (first item)"),
+        "price": _("price (first item)"),
+        "interval": _("billing interval: day, week, month or year"),
+        "interval_count": _("intervals per billing cycle"),
+        "amount": _("amount per cycle (minor units)"),
+        "currency": _("currency"),
+        "quantity": _("quantity"),
+        "cancel_at_period_end": _("cancels at period end"),
+        "canceled_at": _("canceled at"),
+        "ended_at": _("ended at"),
+        "current_period_end": _("current period end"),
+        "metadata": _("metadata"),
     }
 
     def prepare(self, config, call):

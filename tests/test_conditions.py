@@ -37,12 +37,20 @@ def test_money_conditions_compare_amounts_only_in_their_currency(amount, currenc
 
 
 def test_a_money_condition_explains_itself_in_money():
+    from automations.engine.conditions import explain
+    from automations.money import format_money
+
     result = evaluate(OVER_1000_USD, payment(150000, "usd"))
-    assert (result["matched"], result["reason"]) == (
-        True,
-        "1,500.00 USD is greater than 1,000.00 USD",
+    assert (result["matched"], result["reason"], result["reason_params"]) == (True, "money", {})
+    assert explain(result) == (
+        f"{format_money(150000, 'usd')} is greater than {format_money(100000, 'usd')}"
     )
-    assert evaluate(OVER_1000_USD, payment(150000, "eur"))["reason"] == "currency is eur, not usd"
+    other = evaluate(OVER_1000_USD, payment(150000, "eur"))
+    assert (other["reason"], other["reason_params"]) == (
+        "currency_mismatch",
+        {"actual_currency": "eur"},
+    )
+    assert explain(other) == "currency is eur, not usd"
 
 
 def test_groups_are_anded_inside_and_ored_between():
@@ -92,7 +100,10 @@ def test_typed_operators(condition, matched):
 def test_a_comparison_that_cannot_be_made_says_why():
     ctx = build_context({"data": {"object": {"email": "taro@example.test"}}})
     result = evaluate({"op": "gt", "field": "trigger.data.object.email", "value": 3}, ctx)
-    assert result["reason"] == "trigger.data.object.email is not a number"
+    from automations.engine.conditions import explain
+
+    assert (result["matched"], result["reason"]) == (False, "not_number")
+    assert explain(result) == "trigger.data.object.email is not a number"
 
 
 def test_a_condition_is_described_as_staff_would_say_it():

@@ -9,9 +9,11 @@ class SyncCursor(models.Model):
     """Where `sync_stripe` got to for one kind of Stripe object, so a rerun resumes there."""
 
     object_type = models.CharField(max_length=40, unique=True)
-    since = models.DateTimeField(null=True, blank=True, help_text="Objects created from then on.")
+    since = models.DateTimeField(
+        null=True, blank=True, help_text=_("Objects created from then on.")
+    )
     last_id = models.CharField(
-        max_length=255, blank=True, help_text="The last object listed (Stripe's starting_after)."
+        max_length=255, blank=True, help_text=_("The last object listed (Stripe's starting_after).")
     )
     complete = models.BooleanField(default=False)
     created = models.PositiveIntegerField(default=0)
@@ -21,6 +23,7 @@ class SyncCursor(models.Model):
 
     class Meta:
         verbose_name = _("Stripe sync cursor")
+        verbose_name_plural = _("Stripe sync cursors")
 
     def __str__(self):
         return f"{self.object_type} after {self.last_id or '(start)'}"
@@ -37,11 +40,13 @@ class Reconciliation(models.Model):
     since = models.DateTimeField()
     until = models.DateTimeField()
     status = models.CharField(max_length=10, choices=Status, default=Status.RUNNING)
-    listed = models.PositiveIntegerField(default=0, help_text="Events Stripe listed.")
+    listed = models.PositiveIntegerField(default=0, help_text=_("Events Stripe listed."))
     missing = models.JSONField(
-        default=list, help_text="Ids of events Stripe listed that Kanri never received."
+        default=list, help_text=_("Ids of events Stripe listed that Kanri never received.")
     )
-    replayed = models.PositiveIntegerField(default=0, help_text="Runs the missing events started.")
+    replayed = models.PositiveIntegerField(
+        default=0, help_text=_("Runs the missing events started.")
+    )
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -49,6 +54,7 @@ class Reconciliation(models.Model):
     class Meta:
         ordering = ["-started_at", "-pk"]
         verbose_name = _("event reconciliation")
+        verbose_name_plural = _("event reconciliations")
 
     def __str__(self):
         return f"Reconciliation {self.pk}: {len(self.missing)} missing"

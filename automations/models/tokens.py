@@ -32,6 +32,7 @@ class ApiToken(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
 
     def __str__(self):
         return f"{self.name} ({self.hint}…)"

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from automations.models.tokens import PREFIX, ApiToken, digest
 
@@ -26,7 +27,9 @@ class HelpFormatter(DjangoHelpFormatter, RawDescriptionHelpFormatter):
 
 
 class Command(BaseCommand):
-    help = "Create an API token for a user and print it once, or revoke one by its hint."
+    help = gettext_lazy(
+        "Create an API token for a user and print it once, or revoke one by its hint."
+    )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         kwargs.setdefault("epilog", EXAMPLE)
@@ -34,10 +37,12 @@ class Command(BaseCommand):
         return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
-        parser.add_argument("username", nargs="?", help="The user the token acts as.")
-        parser.add_argument("--name", help="What will use the token, such as CI.")
+        parser.add_argument("username", nargs="?", help=gettext_lazy("The user the token acts as."))
+        parser.add_argument("--name", help=gettext_lazy("What will use the token, such as CI."))
         parser.add_argument(
-            "--revoke", metavar="HINT", help="Revoke the token with this hint instead."
+            "--revoke",
+            metavar="HINT",
+            help=gettext_lazy("Revoke the token with this hint instead."),
         )
 
     def handle(self, *args, username, name, revoke, **options):

@@ -2,6 +2,7 @@ from argparse import RawDescriptionHelpFormatter
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext_lazy
 
 from automations import workflows
 from automations.management.progress import summary
@@ -9,7 +10,7 @@ from automations.models import Workflow
 from automations.problems import InvalidDefinition
 from automations.templates import TEMPLATES, build, ensure_filters
 
-HELP = """\
+HELP = gettext_lazy("""\
 Create the scenario workflows (A1-A3, B, C, D, E1-E3) as drafts, for staff to adjust and
 activate in the admin ("New workflow from template" there creates one at a time).
 
@@ -23,7 +24,7 @@ examples:
   manage.py install_templates                          every template
   manage.py install_templates welcome_new_customers    one template, by name
   manage.py install_templates --owner alice --team ops@example.com --channel '#ops'
-"""
+""")
 
 
 class Command(BaseCommand):
@@ -35,13 +36,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "names", nargs="*", help=f"Any of: {', '.join(TEMPLATES)} (default: all)."
+            "names",
+            nargs="*",
+            help=gettext_lazy("Any of: %(names)s (default: all).")
+            % {"names": ", ".join(TEMPLATES)},
         )
-        parser.add_argument("--team", default=None, help="Team address for the email steps.")
         parser.add_argument(
-            "--channel", default=None, help="Slack channel for the Slack steps (#name or id)."
+            "--team", default=None, help=gettext_lazy("Team address for the email steps.")
         )
-        parser.add_argument("--owner", default=None, help="Username of the workflows' owner.")
+        parser.add_argument(
+            "--channel",
+            default=None,
+            help=gettext_lazy("Slack channel for the Slack steps (#name or id)."),
+        )
+        parser.add_argument(
+            "--owner", default=None, help=gettext_lazy("Username of the workflows' owner.")
+        )
 
     def handle(self, *args, names, team, channel, owner, **options):
         unknown = sorted(set(names) - set(TEMPLATES))

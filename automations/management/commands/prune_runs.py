@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from automations import maintenance
 from automations.management.progress import progress, summary
@@ -44,7 +45,7 @@ def parse_period(value):
 
 
 class Command(BaseCommand):
-    help = (
+    help = gettext_lazy(
         "Delete finished workflow runs older than a period, in batches; failed and held "
         "runs are kept unless --include-failed."
     )
@@ -59,18 +60,21 @@ class Command(BaseCommand):
             "--older-than",
             default=None,
             metavar="PERIOD",
-            help="Such as 90d, 12h or 2w (default: KANRI_RUN_RETENTION_DAYS days).",
+            help=gettext_lazy("Such as 90d, 12h or 2w (default: KANRI_RUN_RETENTION_DAYS days)."),
         )
         parser.add_argument(
             "--include-failed",
             action="store_true",
-            help="Delete failed and held runs too.",
+            help=gettext_lazy("Delete failed and held runs too."),
         )
         parser.add_argument(
-            "--batch-size", type=int, default=1000, help="Runs deleted per transaction."
+            "--batch-size",
+            type=int,
+            default=1000,
+            help=gettext_lazy("Runs deleted per transaction."),
         )
         parser.add_argument(
-            "--dry-run", action="store_true", help="Count the runs; delete nothing."
+            "--dry-run", action="store_true", help=gettext_lazy("Count the runs; delete nothing.")
         )
 
     def handle(self, *args, older_than, include_failed, batch_size, dry_run, **options):

@@ -1,6 +1,7 @@
 from argparse import RawDescriptionHelpFormatter
 
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+from django.utils.translation import gettext_lazy
 
 from automations import maintenance, replays
 from automations.management.progress import progress, summary
@@ -26,7 +27,9 @@ class HelpFormatter(DjangoHelpFormatter, RawDescriptionHelpFormatter):
 
 
 class Command(BaseCommand):
-    help = "Find the Stripe events Kanri never received, record them and run them once."
+    help = gettext_lazy(
+        "Find the Stripe events Kanri never received, record them and run them once."
+    )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         kwargs.setdefault("epilog", EXAMPLE)
@@ -35,10 +38,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--since", default="24h", help="Events created from then (24h, 3d, ISO date)."
+            "--since",
+            default="24h",
+            help=gettext_lazy("Events created from then (24h, 3d, ISO date)."),
         )
-        parser.add_argument("--until", help="Events created up to then (default: a moment ago).")
-        parser.add_argument("--dry-run", action="store_true", help="Only list the missing events.")
+        parser.add_argument(
+            "--until", help=gettext_lazy("Events created up to then (default: a moment ago).")
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help=gettext_lazy("Only list the missing events.")
+        )
 
     def handle(self, *args, since, until, dry_run, **options):
         try:

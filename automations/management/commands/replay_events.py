@@ -4,6 +4,7 @@ from argparse import RawDescriptionHelpFormatter
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+from django.utils.translation import gettext_lazy
 
 from automations import replays, workflows
 from automations.management.progress import progress, summary
@@ -33,7 +34,7 @@ class HelpFormatter(DjangoHelpFormatter, RawDescriptionHelpFormatter):
 
 
 class Command(BaseCommand):
-    help = (
+    help = gettext_lazy(
         "Send stored Stripe events through the live entry again (replay), or rehearse "
         "what workflows would do on them (--dry-run)."
     )
@@ -44,25 +45,30 @@ class Command(BaseCommand):
         return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
-        parser.add_argument("--since", help="Events created from then (7d, 24h, ISO date).")
-        parser.add_argument("--until", help="Events created up to then (same forms).")
-        parser.add_argument("--type", nargs="+", dest="types", default=[], help="Event types.")
-        parser.add_argument("--ids", nargs="+", default=[], help="Event ids (evt_…).")
+        parser.add_argument(
+            "--since", help=gettext_lazy("Events created from then (7d, 24h, ISO date).")
+        )
+        parser.add_argument("--until", help=gettext_lazy("Events created up to then (same forms)."))
+        parser.add_argument(
+            "--type", nargs="+", dest="types", default=[], help=gettext_lazy("Event types.")
+        )
+        parser.add_argument("--ids", nargs="+", default=[], help=gettext_lazy("Event ids (evt_…)."))
         parser.add_argument(
             "--workflow",
             nargs="+",
             dest="workflow_names",
             default=[],
             metavar="ID_OR_NAME",
-            help="Only these workflows.",
+            help=gettext_lazy("Only these workflows."),
         )
         parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="Send nothing and write no run: report what would happen.",
+            help=gettext_lazy("Send nothing and write no run: report what would happen."),
         )
         parser.add_argument(
-            "--report", help="With --dry-run: write every request to FILE.csv or FILE.json."
+            "--report",
+            help=gettext_lazy("With --dry-run: write every request to FILE.csv or FILE.json."),
         )
 
     def handle(self, *args, since, until, types, ids, workflow_names, dry_run, report, **options):

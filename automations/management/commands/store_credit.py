@@ -4,6 +4,7 @@ from argparse import RawDescriptionHelpFormatter
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+from django.utils.translation import gettext_lazy
 
 from automations import store_credit, workflows
 from automations.models import Batch, Run, Workflow
@@ -47,7 +48,7 @@ def read_ids(path):
 
 
 class Command(BaseCommand):
-    help = (
+    help = gettext_lazy(
         "Refund the charges listed in a CSV file as store credit, through a store-credit "
         "workflow (each charge once), and write the report as CSV."
     )
@@ -58,18 +59,28 @@ class Command(BaseCommand):
         return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
-        parser.add_argument("--workflow", required=True, help="The workflow's id or name.")
-        parser.add_argument("--csv", required=True, dest="ids_csv", help="CSV of charge ids.")
-        parser.add_argument("--report", required=True, help="Where to write the report (CSV).")
+        parser.add_argument(
+            "--workflow", required=True, help=gettext_lazy("The workflow's id or name.")
+        )
+        parser.add_argument(
+            "--csv", required=True, dest="ids_csv", help=gettext_lazy("CSV of charge ids.")
+        )
+        parser.add_argument(
+            "--report", required=True, help=gettext_lazy("Where to write the report (CSV).")
+        )
         parser.add_argument(
             "--wait",
             type=float,
             default=0,
             metavar="SECONDS",
-            help="Wait up to this long for the runs to finish before writing the report.",
+            help=gettext_lazy(
+                "Wait up to this long for the runs to finish before writing the report."
+            ),
         )
         parser.add_argument(
-            "--user", default=None, help="Username to record as having started the runs."
+            "--user",
+            default=None,
+            help=gettext_lazy("Username to record as having started the runs."),
         )
 
     def handle(self, *args, workflow, ids_csv, report, wait, user, **options):

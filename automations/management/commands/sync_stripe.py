@@ -5,6 +5,7 @@ from datetime import UTC, datetime, time
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from automations.management.progress import progress, summary
 from automations.models import SyncCursor
@@ -60,7 +61,7 @@ def parse_types(value):
 
 
 class Command(BaseCommand):
-    help = (
+    help = gettext_lazy(
         "Backfill Stripe objects of the given types, created since a date, into the "
         "dj-stripe mirror; resumable, and reporting objects created, updated and failed."
     )
@@ -74,23 +75,27 @@ class Command(BaseCommand):
         parser.add_argument(
             "--types",
             default=",".join(stripe_sync.TYPES),
-            help="Comma-separated object types (default: all supported).",
+            help=gettext_lazy("Comma-separated object types (default: all supported)."),
         )
         parser.add_argument(
             "--since",
             default=None,
-            help="Objects created from this date (UTC midnight) or ISO time on "
-            "(default: all of them).",
+            help=gettext_lazy(
+                "Objects created from this date (UTC midnight) or ISO time on "
+                "(default: all of them)."
+            ),
         )
         parser.add_argument(
-            "--restart", action="store_true", help="Forget the stored cursors and start over."
+            "--restart",
+            action="store_true",
+            help=gettext_lazy("Forget the stored cursors and start over."),
         )
         parser.add_argument(
             "--limit-per-type",
             type=int,
             default=None,
             metavar="N",
-            help="Sync at most N objects of each type in this run.",
+            help=gettext_lazy("Sync at most N objects of each type in this run."),
         )
 
     def handle(self, *args, types, since, restart, limit_per_type, **options):
