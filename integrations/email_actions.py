@@ -6,8 +6,10 @@ import socket
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
+from django.utils.html import escape
+from django.utils.translation import gettext_lazy as _
 
 from integrations import stripe_client
 from integrations.base import Action, ActionError
@@ -34,11 +36,44 @@ def classify(error):
         return ActionError(
             f"SMTP {error.smtp_code}: {message}", permanent=not 400 <= error.smtp_code < 500
         )
-    if isinstance(error, smtplib.SMTPServerDisconnected | socket.timeout | ConnectionError):
+    if isinstance(error, smtplib.SMTPConnectError | ConnectionRefusedError | socket.gaierror):
         return ActionError(f"SMTP server unreachable: {error}", permanent=False)
-    if isinstance(error, OSError):
-        return ActionError(f"SMTP server unreachable: {error}", permanent=False)
+    if isinstance(error, smtplib.SMTPServerDisconnected | OSError):
+        # A timeout or a dropped connection: the message may already have been accepted.
+        return ActionError(f"SMTP server did not answer: {error}", permanent=False, unknown=True)
     return ActionError(f"Mail not sent: {error}", permanent=True)
+
+
+def email_rows(text):
+    """Return [{"label", "value"}] from "Label: value" lines (split at the first colon)."""
+    rows = []
+    for line in str(text or "").splitlines():
+        label, colon, value = line.partition(":")
+        if colon and label.strip():
+            rows.append({"label": label.strip(), "value": value.strip()})
+    return rows
+
+
+def plain_text(body, rows):
+    """Return the plain-text body: the text, then the rows as aligned "Label: value" lines."""
+    width = max((len(r["label"]) for r in rows), default=0)
+    lines = [f"{(r['label'] + ':').ljust(width + 1)} {r['value']}" for r in rows]
+    return "\n\n".join(p for p in (str(body or "").rstrip("\n"), "\n".join(lines)) if p) + (
+        "\n" if rows else ""
+    )
+
+
+def html_body(body, rows):
+    """Return the HTML alternative: the text's paragraphs, then the rows as a table."""
+    text = "".join(
+        f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in str(body or "").split("\n\n") if p
+    )
+    cells = "".join(
+        '<tr><th align="left" style="padding:4px 16px 4px 0;color:#666;font-weight:normal">'
+        f'{escape(r["label"])}</th><td style="padding:4px 0">{escape(r["value"])}</td></tr>'
+        for r in rows
+    )
+    return f"{text}<table>{cells}</table>"
 
 
 def addresses(value):
@@ -47,25 +82,36 @@ def addresses(value):
 
 class SendEmailForm(forms.Form):
     recipient = forms.ChoiceField(
-        choices=[("team", "Team members"), ("customer", "The Stripe customer")],
+        choices=[("team", _("Team members")), ("customer", _("The Stripe customer"))],
         initial="team",
     )
-    to = TemplateField(required=False, help_text="Team addresses, comma-separated.")
+    to = TemplateField(required=False, help_text=_("Team addresses, comma-separated."))
     customer = StripeIdField(
         ["cus_"],
         required=False,
         initial="{{trigger.data.object.customer}}",
-        help_text="For the customer: whose email address to use.",
+        help_text=_("For the customer: whose email address to use."),
     )
     subject = TemplateField(max_length=998)
-    body = TemplateField(widget=forms.Textarea)
+    body = TemplateField(widget=forms.Textarea, required=False)
+    # Label and value rows, as Stripe's email editor builds them: one "Label: value" per
+    # line, sent as a table under the text (and as aligned lines in the plain text).
+    fields = TemplateField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        label=_("Label and value rows"),
+        help_text=_(
+            "Optional, one row per line: “Amount: {{trigger.data.object.amount | money}}”. "
+            "They are shown as a table under the text."
+        ),
+    )
 
     def clean(self):
         data = super().clean()
         if data.get("recipient") == "team":
             to = addresses(data.get("to"))
             if not to:
-                raise ValidationError({"to": "Enter at least one address."})
+                raise ValidationError({"to": _("Enter at least one address.")})
             for address in to:
                 if "{{" not in address:
                     validate_email(address)
@@ -73,16 +119,23 @@ class SendEmailForm(forms.Form):
             # (the editor pre-fills it) must not make a team email invalid.
             data["customer"] = ""
         elif data.get("recipient") == "customer" and not data.get("customer"):
-            raise ValidationError({"customer": "Say which customer to write to."})
+            raise ValidationError({"customer": _("Say which customer to write to.")})
+        for line in str(data.get("fields") or "").splitlines():
+            if line.strip() and ":" not in line:
+                raise ValidationError(
+                    {"fields": _("Write each row as “Label: value”: %(line)s") % {"line": line}}
+                )
+        if not str(data.get("body") or "").strip() and not email_rows(data.get("fields")):
+            raise ValidationError({"body": _("Write a text, or label and value rows, or both.")})
         return data
 
 
 class SendEmail(Action):
     kind = "email.send"
-    label = "Email: send a message"
+    label = _("Email: send a message")
     provider = "Email"
     form_class = SendEmailForm
-    outputs = {"to": "recipients", "subject": "subject"}
+    outputs = {"to": _("recipients"), "subject": _("subject")}
 
     def prepare(self, config, call):
         if config.get("recipient") == "customer":
@@ -101,23 +154,30 @@ class SendEmail(Action):
         if not to:
             raise ActionError("No recipient.", permanent=True)
         subject = " ".join(str(config.get("subject") or "").split())  # no header injection
-        return {
+        request = {
             "from": settings.DEFAULT_FROM_EMAIL,
             "to": to,
             "subject": subject,
             "body": str(config.get("body") or ""),
             "headers": {"X-Kanri-Step": call.idempotency_key},
         }
+        rows = email_rows(config.get("fields"))
+        if rows:
+            request["rows"] = rows
+        return request
 
     def send(self, request, call):
-        message = EmailMessage(
+        rows = request.get("rows") or []
+        message = EmailMultiAlternatives(
             subject=request["subject"],
-            body=request["body"],
+            body=plain_text(request["body"], rows) if rows else request["body"],
             from_email=request["from"],
             to=request["to"],
             headers=request["headers"],
             connection=get_connection(fail_silently=False),
         )
+        if rows:
+            message.attach_alternative(html_body(request["body"], rows), "text/html")
         try:
             message.send()
         except Exception as e:

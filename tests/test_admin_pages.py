@@ -48,7 +48,7 @@ def test_preview_shows_the_branch_taken_and_the_exact_request_without_sending(
     ]
     email, _, tag = result["steps"]
     assert email["request"]["to"] == ["ops@example.test"]
-    assert email["request"]["body"].startswith("A customer just paid 2,500.00 USD.")
+    assert email["request"]["body"].startswith("A customer just paid $2,500.00.")
     assert tag["request"] == {
         "method": "post",
         "path": "/v1/customers/cus_vip",
@@ -90,7 +90,8 @@ def test_preview_says_when_the_conditions_do_not_match(client, db):
     result = client.get(f"{WF}/{workflow.pk}/preview/?event={stored.id}").context["result"]
 
     assert (result["matched"], result["steps"]) == (False, [])
-    assert result["conditions"][0]["reason"] == "currency is eur, not usd"
+    assert result["conditions"][0]["reason"] == "currency_mismatch"
+    assert result["conditions"][0]["why"] == "currency is eur, not usd"
 
 
 # ---------------------------------------------------------------- activation and roles

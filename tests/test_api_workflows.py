@@ -584,7 +584,7 @@ def test_a_dry_run_of_a_manual_workflow_uses_a_stored_object(
     assert response.status_code == 200
     assert response.json()["steps"][0]["request"] == {
         "channel": "C0OPS",
-        "text": f"Thank {charge.id}: 25.00 USD",
+        "text": f"Thank {charge.id}: $25.00",
     }
     assert fake_slack.calls == []
 
@@ -722,7 +722,7 @@ def test_an_editor_runs_a_manual_workflow_on_charges_once_per_request_token(
     assert again.json() == {**first.json(), "started": [], "not_started": 2}
     assert (run.status, run.started_by.username) == (Run.Status.SUCCEEDED, "editor")
     assert manual_world["slack"].messages() == [
-        {"channel": "C0OPS", "text": f"Thank {charges[0].id}: 15.00 USD"}
+        {"channel": "C0OPS", "text": f"Thank {charges[0].id}: $15.00"}
     ]
 
 

@@ -105,7 +105,7 @@ def test_an_editor_builds_a2_previews_activates_and_sees_its_run(
     )
     expect(page.locator('[data-step="is_vip"]')).to_contain_text("takes “If”")
     expect(page.locator('[data-step="notify_team"]')).to_contain_text(
-        f"Customer {customer['id']} paid 2,500.00 USD"
+        f"Customer {customer['id']} paid $2,500.00"
     )
     page.screenshot(path=str(screenshots / "preview-a2.png"), full_page=True)
     assert smtp_server.messages == []
@@ -134,7 +134,7 @@ def test_an_editor_builds_a2_previews_activates_and_sees_its_run(
     run = Run.objects.get()
     assert [s.step_name for s in run.steps.order_by("pk")] == ["notify_team", "is_vip", "tag_vip"]
     assert [m["Subject"] for _, _, m in smtp_server.messages] == [f"Large order {intent['id']}"]
-    assert re.search(r"paid 2,500\.00 USD", smtp_server.messages[0][2].get_content())
+    assert re.search(r"paid \$2,500\.00", smtp_server.messages[0][2].get_content())
 
 
 def test_a_validation_error_shows_next_to_the_field_in_the_browser(page, live_server, screenshots):

@@ -84,7 +84,7 @@ def test_an_ops_person_shares_a_payments_filter_and_credits_three_payments(
     page.select_option("select[name=action]", "refund_as_store_credit")
     page.click("button[name=index]")
     expect(page.locator("#content")).to_contain_text("Refund 3 charge(s) as store credit?")
-    expect(page.locator("#content")).to_contain_text("8,000 JPY")
+    expect(page.locator("#content")).to_contain_text("¥8,000")
     assert fake_stripe.requests(path="/v1/promotion_codes", method="POST") == []
     page.screenshot(path=str(screenshots / "store-credit-confirm.png"), full_page=True)
     page.click("#kanri-confirm")

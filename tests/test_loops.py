@@ -42,12 +42,12 @@ def test_a_loop_renders_each_item_up_to_its_limit_then_says_how_many_more():
     text = "Failed:\n" + ROWS + "That is all."
 
     assert render(text, digest(charges(3))) == (
-        "Failed:\n• ch_1 10.01 USD\n• ch_2 10.02 USD\n…and 1 more\nThat is all."
+        "Failed:\n• ch_1 $10.01\n• ch_2 $10.02\n…and 1 more\nThat is all."
     )
 
 
 def test_a_loop_within_its_limit_has_no_more_line_and_an_empty_list_renders_nothing():
-    assert render(ROWS, digest(charges(2))) == "• ch_1 10.01 USD\n• ch_2 10.02 USD\n"
+    assert render(ROWS, digest(charges(2))) == "• ch_1 $10.01\n• ch_2 $10.02\n"
     assert render("[" + ROWS + "]", digest([])) == "[]"
 
 
@@ -62,7 +62,7 @@ def test_a_loop_without_a_limit_shows_ten_items():
 def test_the_more_line_counts_every_row_of_a_digest_not_only_the_rows_it_kept():
     # A digest keeps at most 200 rows in its snapshot; its count covers all of them.
     assert render(ROWS, digest(charges(2), count=250)) == (
-        "• ch_1 10.01 USD\n• ch_2 10.02 USD\n…and 248 more\n"
+        "• ch_1 $10.01\n• ch_2 $10.02\n…and 248 more\n"
     )
 
 
@@ -73,7 +73,7 @@ def test_values_inside_a_loop_are_escaped_for_slack_and_never_rendered_again():
     ]
 
     assert render(ROWS, digest(rows), escape) == (
-        "• &lt;!channel&gt; 1.00 USD\n• {{trigger.id}} &amp; {{/each}} 2.00 USD\n"
+        "• &lt;!channel&gt; $1.00\n• {{trigger.id}} &amp; {{/each}} $2.00\n"
     )
 
 

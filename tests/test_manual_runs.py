@@ -66,7 +66,7 @@ def test_three_selected_charges_make_three_runs_and_resubmitting_makes_none(
     assert confirm.status_code == 200
     assert [r["object_id"] for r in confirm.context["rehearsals"]] == [c.id for c in charges]
     first = confirm.context["rehearsals"][0]["steps"][0]
-    assert first["request"]["text"] == f"Thank {charges[0].id}: 15.00 USD"
+    assert first["request"]["text"] == f"Thank {charges[0].id}: $15.00"
     token = confirm.context["hidden"]["kanri_token"]
     assert world["slack"].calls == []  # the confirmation page sent nothing
 
@@ -80,11 +80,9 @@ def test_three_selected_charges_make_three_runs_and_resubmitting_makes_none(
     assert [(r.trigger_kind, r.status, r.started_by.username) for r in runs] == [
         (TriggerKind.MANUAL, Run.Status.SUCCEEDED, "editor")
     ] * 3
-    assert sorted(r.trigger_data["data"]["object"]["id"] for r in runs) == sorted(
-        c.id for c in charges
-    )
+    assert sorted(r.snapshot["data"]["object"]["id"] for r in runs) == sorted(c.id for c in charges)
     assert sorted(m["text"] for m in world["slack"].messages()) == sorted(
-        f"Thank {c.id}: {c.stripe_data['amount'] / 100:.2f} USD" for c in charges
+        f"Thank {c.id}: ${c.stripe_data['amount'] / 100:.2f}" for c in charges
     )
 
 
@@ -94,7 +92,7 @@ def test_objects_the_conditions_do_not_match_start_nothing(world):
     result = workflows.run_on(world["workflow"], [c.id for c in charges])
 
     assert (len(result["started"]), result["not_started"]) == (1, 1)
-    assert Run.objects.get().trigger_data["data"]["object"]["id"] == charges[1].id
+    assert Run.objects.get().snapshot["data"]["object"]["id"] == charges[1].id
 
 
 def test_a_viewer_is_not_offered_the_action_and_cannot_start_runs(client, world):

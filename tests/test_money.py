@@ -24,7 +24,7 @@ def test_staff_amounts_become_stripe_minor_units(typed, currency, minor):
     ("typed", "currency", "message"),
     [
         ("10.5", "jpy", "more decimals than JPY allows (0)"),
-        ("1.001", "usd", "more decimals than USD allows (2)"),
+        ("1.0001", "usd", "more decimals than USD allows (2)"),
         ("ten", "usd", "'ten' is not an amount"),
         ("NaN", "usd", "'NaN' is not an amount"),
         ("10", "", "An amount needs a currency"),
@@ -37,6 +37,6 @@ def test_impossible_amounts_are_refused_with_a_reason(typed, currency, message):
 
 def test_minor_units_display_as_staff_typed_them():
     assert from_minor(100000, "usd") == Decimal("1000.00")
-    assert format_money(100000, "usd") == "1,000.00 USD"
-    assert format_money(1500, "jpy") == "1,500 JPY"
-    assert format_money(99999, "usd") == "999.99 USD"
+    assert format_money(100000, "usd") == "$1,000.00"
+    assert format_money(1500, "jpy") == "¥1,500"
+    assert format_money(99999, "usd") == "$999.99"

@@ -44,7 +44,7 @@ def pay(post_event, dollars):
     intent = create_payment_intent(amount=dollars * USD, currency="usd")
     post_event(event("payment_intent.succeeded", intent))
     return Run.objects.get(
-        trigger_key__startswith="evt_", trigger_data__data__object__id=intent["id"]
+        trigger_key__startswith="evt_", event__data__data__object__id=intent["id"]
     )
 
 
@@ -179,8 +179,8 @@ def test_an_approver_sees_the_amount_and_approves_from_the_run_page(
     run = pay(post_event, 60)
     client.force_login(world["editor"])
     own = client.get(f"/admin/automations/run/{run.pk}/change/").content.decode()
-    assert "would move 60.00 USD" in own
-    assert "60.00 USD per run, above the cap of 50.00 USD" in own
+    assert "would move $60.00" in own
+    assert "$60.00 per run, above the cap of $50.00" in own
     assert 'value="approve"' not in own
     assert "You last edited this workflow: another approver must decide its runs." in own
 
@@ -204,7 +204,7 @@ def test_approving_held_runs_from_the_list_shows_their_amounts_first(
     choose = {"action": "approve_runs", "_selected_action": [r.pk for r in held]}
 
     confirm = client.post("/admin/automations/run/", choose).content.decode()
-    assert "70.00 USD · 70.00 USD per run, above the cap of 50.00 USD" in confirm
+    assert "$70.00 · $70.00 per run, above the cap of $50.00" in confirm
     assert len(refund_posts(world)) == 0
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/admin/automations/run/", {**choose, "post": "yes"})

@@ -79,7 +79,7 @@ def test_slack_data_is_escaped_so_it_cannot_mention_everyone(
     )
 
     assert fake_slack.messages() == [
-        {"channel": "C0OPS", "text": "<!here> 1,500.00 USD from &lt;!channel&gt; Tom &amp; Jerry"}
+        {"channel": "C0OPS", "text": "<!here> $1,500.00 from &lt;!channel&gt; Tom &amp; Jerry"}
     ]
     run = Run.objects.get()
     assert run.status == Run.Status.SUCCEEDED
@@ -148,7 +148,7 @@ def test_a_permanent_slack_error_is_not_retried(
         "Step 'notify' failed: Slack channel_not_found",
     )
     assert attempts(run) == [(1, "failed", "Slack channel_not_found")]
-    assert run.steps.get().input == {"channel": "C0OPS", "text": "<!here> 1,500.00 USD from "}
+    assert run.steps.get().input == {"channel": "C0OPS", "text": "<!here> $1,500.00 from "}
     assert retry_later(10_000) == 0
     assert len(fake_slack.calls) == 1
 

@@ -31,7 +31,7 @@ def test_references_render_from_the_trigger_and_earlier_steps():
         "({{steps.charge.id}})"
     )
 
-    assert render(text, context(charge={"id": "ch_9"})) == "cus_1 paid 1,500.00 USD (ch_9)"
+    assert render(text, context(charge={"id": "ch_9"})) == "cus_1 paid $1,500.00 (ch_9)"
 
 
 def test_a_field_holding_one_reference_keeps_its_type():

@@ -297,10 +297,10 @@ def expectation(events, own_workflow_id):
 
 
 def shown(amount, currency):
-    """Money as the report shows it, written out by hand: 1,234.56 USD, 1,500 JPY."""
+    """Money as the report shows it, written out by hand: $1,234.56, ¥1,500."""
     if currency == "jpy":
-        return f"{amount:,} JPY"
-    return f"{amount // 100:,}.{amount % 100:02d} {currency.upper()}"
+        return f"¥{amount:,}"
+    return f"${amount // 100:,}.{amount % 100:02d}"
 
 
 def block(workflow, expected):
@@ -441,7 +441,7 @@ def test_a_dry_run_of_a_named_draft_rehearses_its_draft(db):
 
     assert f"Workflow {draft.pk} “Refund small USD charges” (charge.succeeded)\n" in out
     assert "  events matched: 1 of 1\n" in out
-    assert "    Would have refunded 1 charge, 2.50 USD\n" in out
+    assert "    Would have refunded 1 charge, $2.50\n" in out
     assert not Run.objects.exists()
 
 
@@ -625,7 +625,7 @@ def test_the_backtest_page_shows_what_a_draft_would_have_done_over_the_last_days
     assert page.context["result"]["matched"] == 3
     assert page.context["result"]["considered"] == 4
     assert "3 of 4 stored events would have started a run." in html
-    assert "Would have refunded 2 charges, 3.50 USD" in html
+    assert "Would have refunded 2 charges, $3.50" in html
     assert page.context["result"]["branches"] == [{"name": "tiny", "then": 2, "else": 1}]
     assert [e["id"] for e in page.context["result"]["events"]] == ["evt_b2", "evt_b1", "evt_b0"]
     assert "/v1/refunds" in html and "ch_b0" in html
@@ -634,7 +634,7 @@ def test_the_backtest_page_shows_what_a_draft_would_have_done_over_the_last_days
 
     wider = client.get(url, {"days": "30"})
     assert wider.context["result"]["matched"] == 4
-    assert "Would have refunded 3 charges, 5.50 USD" in wider.content.decode()
+    assert "Would have refunded 3 charges, $5.50" in wider.content.decode()
 
 
 def test_the_backtest_page_refuses_bad_days_and_explains_other_triggers(db, client):

@@ -8,7 +8,9 @@ import pytest
 from djstripe.models import WebhookEventTrigger
 from time_machine import travel
 
+from automations.engine.conditions import explain
 from automations.models import Run, RunStep, Workflow
+from automations.money import format_money
 from automations.tasks import retry_due_runs
 from automations.templates import (
     personalise_large_orders,
@@ -58,9 +60,9 @@ def test_a1_a_payment_over_1000_usd_emails_the_team(world, post_event):
     assert (sender, recipients) == ("kanri@localhost", [TEAM])
     assert message["Subject"] == f"Large order {intent['id']}: add a hand-written note"
     assert message.get_content() == (
-        "A customer just paid 1,500.00 USD.\n\n"
+        "A customer just paid $1,500.00.\n\n"
         f"Customer ID: {customer['id']}\n"
-        "Amount: 1,500.00 USD\n"
+        "Amount: $1,500.00\n"
         f"Payment: {intent['id']}\n\n"
         "Please add a hand-written thank-you note before shipping.\n"
     )
@@ -72,7 +74,7 @@ def test_a1_a_payment_over_1000_usd_emails_the_team(world, post_event):
         Run.Status.SUCCEEDED,
         1,
     )
-    assert run.trigger_data == sent
+    assert run.snapshot == sent
     step = run.steps.get()
     assert (step.step_name, step.status, step.attempt, step.error) == (
         "notify_team",
@@ -156,7 +158,11 @@ def test_a2_over_2000_usd_tags_the_customer_vip(world, post_event):
     )
     branch = run.steps.get(step_name="is_vip")
     assert branch.output["arm"] == "then"
-    assert branch.output["conditions"][0]["reason"] == "2,500.00 USD is greater than 2,000.00 USD"
+    # The audit keeps the reason's code; the run page words it in the reader's language.
+    assert branch.output["conditions"][0]["reason"] == "money"
+    assert explain(branch.output["conditions"][0]) == (
+        f"{format_money(250000, 'usd')} is greater than {format_money(200000, 'usd')}"
+    )
     assert run.steps.get(step_name="tag_vip").output["metadata"]["Tier"] == "VIP"
     assert len(world["mail"].messages) == 1
 
@@ -282,7 +288,7 @@ def test_a3_a_warning_on_a_larger_charge_asks_the_team(world, post_event):
     [(_, recipients, message)] = world["mail"].messages
     assert recipients == [TEAM]
     assert message["Subject"] == f"Investigate early fraud warning on {charge}"
-    assert "Amount: 20.00 USD\n" in message.get_content()
+    assert "Amount: $20.00\n" in message.get_content()
 
 
 def test_a_failure_starting_runs_keeps_the_event_and_asks_stripe_to_retry(

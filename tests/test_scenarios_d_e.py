@@ -121,7 +121,7 @@ def test_d_a_cancelled_subscription_posts_who_what_and_how_much_to_slack(world, 
             "text": (
                 f"{MENTION} A subscription to Kanri Pro has ended.\n"
                 "Customer: Taro Yamada (taro@example.test)\n"
-                "Plan: 29.00 USD every 1 month\n"
+                "Plan: $29.00 every 1 month\n"
                 f"Subscription: {subscription['id']} "
                 f"(customer {customer['id']}, product {product_id})"
             ),
@@ -264,7 +264,7 @@ def test_e2_a_successful_charge_emails_the_customer_a_suggestion(world, post_eve
             ["jiro@example.test"],
             "Thank you for your purchase",
             "Hello,\n\n"
-            "Thank you for your payment of 45.00 USD.\n\n"
+            "Thank you for your payment of $45.00.\n\n"
             "Customers who bought the same often add our mugs: https://m.test\n\n"
             "Kanri Coffee\n",
         )
@@ -332,9 +332,9 @@ def test_e3_a_failed_payment_in_the_audience_emails_a_reminder(world, post_event
         (
             "kanri@localhost",
             ["yuki@example.test"],
-            "Your payment of 980 JPY did not go through",
+            "Your payment of ¥980 did not go through",
             "Hello,\n\n"
-            "We could not collect the payment for invoice KANRI-0042 (980 JPY).\n\n"
+            "We could not collect the payment for invoice KANRI-0042 (¥980).\n\n"
             "Please update your payment method or pay the invoice here:\n"
             f"https://invoice.stripe.test/i/{invoice['id']}\n\n"
             "We will try again automatically; if you have already sorted it out, "
@@ -343,7 +343,7 @@ def test_e3_a_failed_payment_in_the_audience_emails_a_reminder(world, post_event
         )
     ]
     run = Run.objects.get()
-    assert (run.status, run.trigger_key) == (Run.Status.SUCCEEDED, run.trigger_data["id"])
+    assert (run.status, run.trigger_key) == (Run.Status.SUCCEEDED, run.snapshot["id"])
 
 
 def test_e3_a_customer_outside_the_audience_gets_nothing(world, post_event):

@@ -372,16 +372,16 @@ def test_a_digest_of_three_failed_payments_posts_one_slack_message(
             "channel": "C0OPS",
             "text": (
                 "3 failed payments (Failed payments)\n"
-                "Total: 300 JPY\n"
-                "Total: 40.00 USD\n"
-                f"• {newest_first[0]} 300 JPY card_declined\n"
-                f"• {newest_first[1]} 25.00 USD card_declined\n"
-                f"• {newest_first[2]} 15.00 USD card_declined\n"
+                "Total: ¥300\n"
+                "Total: $40.00\n"
+                f"• {newest_first[0]} ¥300 card_declined\n"
+                f"• {newest_first[1]} $25.00 card_declined\n"
+                f"• {newest_first[2]} $15.00 card_declined\n"
             ),
         }
     ]
     run = Run.objects.get()
-    digest = run.trigger_data["data"]["object"]
+    digest = run.snapshot["data"]["object"]
     assert (run.trigger_key, run.event_type, digest["count"], digest["totals"]) == (
         "schedule:2026-12-01T09:00:00+09:00",
         "schedule.digest",
@@ -403,7 +403,7 @@ def test_a_digest_keeps_a_bounded_snapshot_but_counts_and_totals_every_row(
     with time_machine.travel(timedelta(days=1)), django_capture_on_commit_callbacks(execute=True):
         run_schedule(workflow.pk)
 
-    digest = Run.objects.get().trigger_data["data"]["object"]
+    digest = Run.objects.get().snapshot["data"]["object"]
     assert (len(digest["rows"]), digest["count"], digest["totals"]) == (
         2,
         3,
@@ -427,15 +427,13 @@ def test_each_row_mode_makes_one_run_per_row_and_a_repeat_tick_none(
 
     runs = Run.objects.order_by("pk")
     assert (len(started), again) == (3, [])
-    assert sorted(r.trigger_data["data"]["object"]["id"] for r in runs) == sorted(
-        c.id for c in made
-    )
-    assert all(r.trigger_key.endswith(":" + r.trigger_data["data"]["object"]["id"]) for r in runs)
+    assert sorted(r.snapshot["data"]["object"]["id"] for r in runs) == sorted(c.id for c in made)
+    assert all(r.trigger_key.endswith(":" + r.snapshot["data"]["object"]["id"]) for r in runs)
     assert sorted(m["text"] for m in fake_slack.messages()) == sorted(
         [
-            f"Failed: {made[0].id} 15.00 USD",
-            f"Failed: {made[1].id} 25.00 USD",
-            f"Failed: {made[2].id} 35.00 USD",
+            f"Failed: {made[0].id} $15.00",
+            f"Failed: {made[1].id} $25.00",
+            f"Failed: {made[2].id} $35.00",
         ]
     )
 
@@ -468,7 +466,7 @@ def test_a_digest_previews_on_the_rows_of_the_next_tick(failed_filter):
 
     assert subject == "next"
     assert result["trigger_matches"] is True
-    assert f"• {charge.id} 15.00 USD card_declined" in result["steps"][0]["request"]["text"]
+    assert f"• {charge.id} $15.00 card_declined" in result["steps"][0]["request"]["text"]
 
 
 # ---------------------------------------------------------------- the template
@@ -506,10 +504,10 @@ def test_the_daily_failed_payments_digest_installs_with_its_saved_filter_and_pos
             "channel": "#payments",
             "text": (
                 "2 failed payments yesterday (Payments that failed yesterday)\n"
-                "Total: 700 JPY\n"
-                "Total: 15.00 USD\n"
-                f"• {yesterday[0].id} 15.00 USD card_declined\n"
-                f"• {yesterday[1].id} 700 JPY card_declined\n"
+                "Total: ¥700\n"
+                "Total: $15.00\n"
+                f"• {yesterday[0].id} $15.00 card_declined\n"
+                f"• {yesterday[1].id} ¥700 card_declined\n"
             ),
         }
     ]

@@ -131,7 +131,7 @@ def test_fifty_charges_are_credited_once_skipping_one_without_a_customer_and_ret
 
     assert (len(result["started"]), result["not_started"], result["missing"]) == (49, 1, [])
     waiting = Run.objects.get(status=Run.Status.RETRYING)
-    assert waiting.trigger_data["data"]["object"]["id"] == charges[7].id
+    assert waiting.snapshot["data"]["object"]["id"] == charges[7].id
     batch = Batch.objects.get(pk=result["batch"])
     assert report_csv(batch)[8] == [
         charges[7].id,
@@ -441,7 +441,7 @@ def test_the_customer_is_emailed_the_amount_code_and_expiry_in_japanese_or_engli
         )
 
     codes = {
-        run.trigger_data["data"]["object"]["id"]: run.steps.get(step_name="credit").output["code"]
+        run.snapshot["data"]["object"]["id"]: run.steps.get(step_name="credit").output["code"]
         for run in Run.objects.all()
     }
     mail = {rcpts[0]: message for _sender, rcpts, message in smtp_server.messages}
@@ -449,11 +449,11 @@ def test_the_customer_is_emailed_the_amount_code_and_expiry_in_japanese_or_engli
     japanese, english = mail["hanako@example.test"], mail["john@example.test"]
     # A long encoded subject is folded onto the next line; unfolded, it starts with the
     # fold's space, which mail clients do not show.
-    assert japanese["Subject"].lstrip() == "ストアクレジット（1,500 JPY）のお知らせ"
+    assert japanese["Subject"].lstrip() == "ストアクレジット（¥1,500）のお知らせ"
     assert japanese.get_content() == (
         "いつもご利用いただきありがとうございます。\n"
         "\n"
-        "お支払い（1,500 JPY）について、カードへの返金に代えて、1,500 JPY分のストア"
+        "お支払い（¥1,500）について、カードへの返金に代えて、¥1,500分のストア"
         "クレジットをご用意しました。\n"
         "\n"
         f"クーポンコード：{codes[in_yen.id]}\n"
@@ -463,12 +463,12 @@ def test_the_customer_is_emailed_the_amount_code_and_expiry_in_japanese_or_engli
         "\n"
         "ご理解のほど、よろしくお願いいたします。\n"
     )
-    assert english["Subject"] == "Your store credit of 20.00 USD"
+    assert english["Subject"] == "Your store credit of $20.00"
     assert english.get_content() == (
         "Hello,\n"
         "\n"
-        "Instead of a refund to your card, we have given you store credit of 20.00 USD for "
-        "your payment of 20.00 USD.\n"
+        "Instead of a refund to your card, we have given you store credit of $20.00 for "
+        "your payment of $20.00.\n"
         "\n"
         f"Your code: {codes[in_dollars.id]}\n"
         f"Use it by: {LAST_DAY}\n"
@@ -570,8 +570,8 @@ def test_an_approver_credits_selected_charges_through_the_confirmation_and_downl
     assert confirm.status_code == 200
     page = confirm.content.decode()
     assert "Refund 2 charge(s) as store credit?" in page
-    assert "for 2 charge(s): 4,000 JPY in all" in page
-    assert confirm.context["skipped"] == [{"label": nobody.id, "detail": "900 JPY · no customer"}]
+    assert "for 2 charge(s): ¥4,000 in all" in page
+    assert confirm.context["skipped"] == [{"label": nobody.id, "detail": "¥900 · no customer"}]
     assert [r["object_id"] for r in confirm.context["rehearsals"]] == [c.id for c in charges]
     rehearsed = confirm.context["rehearsals"][0]["steps"][0]
     assert rehearsed["request"]["writes"][0]["params"]["amount"] == -1500
@@ -600,14 +600,14 @@ def test_an_approver_credits_selected_charges_through_the_confirmation_and_downl
 
     # Selected again: nothing is left to credit, and the page says why.
     again = choose(client, [*charges, nobody])
-    runs = {r.trigger_data["data"]["object"]["id"]: r.pk for r in Run.objects.all()}
+    runs = {r.snapshot["data"]["object"]["id"]: r.pk for r in Run.objects.all()}
     assert "Refund 0 charge(s) as store credit?" in again.content.decode()
     assert again.context["skipped"] == [
-        {"label": charges[0].id, "detail": f"1,500 JPY · hanako@example.test · already run "
+        {"label": charges[0].id, "detail": f"¥1,500 · hanako@example.test · already run "
          f"(run {runs[charges[0].id]})"},
-        {"label": charges[1].id, "detail": f"2,500 JPY · john@example.test · already run "
+        {"label": charges[1].id, "detail": f"¥2,500 · john@example.test · already run "
          f"(run {runs[charges[1].id]})"},
-        {"label": nobody.id, "detail": "900 JPY · no customer"},
+        {"label": nobody.id, "detail": "¥900 · no customer"},
     ]  # fmt: skip
     assert 'id="kanri-confirm"' not in again.content.decode()  # nothing to confirm
 

@@ -53,15 +53,15 @@ def viewer(client, db):
 
 # What each list shows of the row every_list() builds: its money and its customer.
 SHOWN = {
-    "charge": ["25.00 USD", "Hanako Sato", "hanako@example.test", "booking_id=B-1"],
-    "paymentintent": ["25.00 USD", "Hanako Sato", "hanako@example.test"],
+    "charge": ["$25.00", "Hanako Sato", "hanako@example.test", "booking_id=B-1"],
+    "paymentintent": ["$25.00", "Hanako Sato", "hanako@example.test"],
     "customer": ["Hanako Sato", "hanako@example.test", "tier=vip"],
-    "subscription": ["prod_Basic · 15.00 USD / month", "Hanako Sato"],
-    "invoice": ["15.00 USD", "Hanako Sato", "hanako@example.test"],
-    "refund": ["5.00 USD", "Hanako Sato", "hanako@example.test"],
-    "dispute": ["25.00 USD", "Hanako Sato", "hanako@example.test"],
+    "subscription": ["prod_Basic · $15.00 / month", "Hanako Sato"],
+    "invoice": ["$15.00", "Hanako Sato", "hanako@example.test"],
+    "refund": ["$5.00", "Hanako Sato", "hanako@example.test"],
+    "dispute": ["$25.00", "Hanako Sato", "hanako@example.test"],
     "earlyfraudwarning": ["made_with_stolen_card", "Hanako Sato", "hanako@example.test"],
-    "event": ["charge.succeeded", "25.00 USD", "Hanako Sato", "hanako@example.test"],
+    "event": ["charge.succeeded", "$25.00", "Hanako Sato", "hanako@example.test"],
     "webhookeventtrigger": ["charge.succeeded"],
 }
 
@@ -105,7 +105,7 @@ def test_a_payment_detail_lists_its_stripe_fields_and_links_to_its_customer(view
     response = viewer.get(url("charge") + f"{charge.pk}/change/")
 
     shown = {r["label"]: (r["value"], r["url"]) for r in response.context["stripe_object"]["rows"]}
-    assert shown["Amount"] == ("25.00 USD", "")
+    assert shown["Amount"] == ("$25.00", "")
     assert shown["Status"] == ("Succeeded", "")
     assert shown["Customer"] == (
         f"Hanako Sato · hanako@example.test · {buyer.id}",

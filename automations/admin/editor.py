@@ -23,7 +23,13 @@ from django.utils.translation import gettext_lazy as _
 from automations import catalog, definition, triggers
 from automations.engine.conditions import UNARY, display_value
 from automations.models import Condition, Step, TriggerKind
-from automations.money import MoneyError, format_amount, format_money, to_minor
+from automations.money import (
+    MoneyError,
+    format_amount,
+    format_input,
+    parse_money,
+    to_minor,
+)
 from automations.problems import message
 from automations.triggers import schedule as schedule_trigger
 from integrations import registry
@@ -635,15 +641,14 @@ def parse_caps(text):
         line = line.strip()
         if not line:
             continue
-        amount, _sep, currency = line.rpartition(" ")
-        currency = currency.strip().lower()
-        if not amount or len(currency) != 3 or not currency.isalpha():
-            raise ValidationError(
-                _("Write one cap per line, as an amount and a currency: “1,000 USD”.")
-            )
         try:
-            minor = to_minor(amount, currency)
+            # "1,000 USD", "¥1,000", "1000円": the amount and its currency, as typed.
+            minor, currency = parse_money(line)
         except MoneyError as e:
+            if e.code in ("no_currency", "not_amount"):
+                raise ValidationError(
+                    _("Write one cap per line, as an amount and a currency: “1,000 USD”.")
+                ) from e
             raise ValidationError(str(e)) from e
         if minor <= 0:
             raise ValidationError(_("A cap must be more than zero."))
@@ -653,7 +658,7 @@ def parse_caps(text):
 
 def format_caps(amounts):
     """Return the lines "1,000.00 USD" for {currency: minor units}, as the form shows them."""
-    return "\n".join(format_money(v, c) for c, v in sorted((amounts or {}).items()))
+    return "\n".join(format_input(v, c) for c, v in sorted((amounts or {}).items()))
 
 
 class WorkflowEditor:

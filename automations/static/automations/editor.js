@@ -7,6 +7,11 @@
 
   var config = {};
 
+  /* Words come from the page (the template translates them); English if it has none. */
+  function word(key, english) {
+    return (config.labels && config.labels[key]) || english;
+  }
+
   function $all(root, selector) {
     return Array.prototype.slice.call(root.querySelectorAll(selector));
   }
@@ -47,7 +52,7 @@
     if (form.querySelector(".kanri-move") || !field(form, "position")) return;
     var bar = document.createElement("span");
     bar.className = "kanri-move";
-    [["↑", -1, "Move up"], ["↓", 1, "Move down"]].forEach(function (spec) {
+    [["↑", -1, word("moveUp", "Move up")], ["↓", 1, word("moveDown", "Move down")]].forEach(function (spec) {
       var button = document.createElement("button");
       button.type = "button";
       button.textContent = spec[0];
@@ -103,17 +108,17 @@
     $all(document, 'select[name$="-placement"]').forEach(function (select) {
       var own = select.closest(".inline-related");
       var ownName = own && field(own, "name") ? field(own, "name").value : "";
-      var options = [["", "Top level"]];
+      var options = [["", word("topLevel", "Top level")]];
       names.forEach(function (name) {
         if (name === ownName) return;
-        options.push([name + ":then", name + " → If"]);
-        options.push([name + ":else", name + " → All other cases"]);
+        options.push([name + ":then", name + " → " + word("then", "If")]);
+        options.push([name + ":else", name + " → " + word("otherwise", "All other cases")]);
       });
       setOptions(select, options);
     });
     $all(document, 'select[name$="-scope"]').forEach(function (select) {
-      var options = [["", "The trigger (whether a run starts)"]];
-      names.forEach(function (name) { options.push([name, "Branch " + name]); });
+      var options = [["", word("theTrigger", "The trigger (whether a run starts)")]];
+      names.forEach(function (name) { options.push([name, word("branch", "Branch %s").replace("%s", name)]); });
       setOptions(select, options);
     });
   }
@@ -194,7 +199,7 @@
   }
 
   function referenceOptions(form, input) {
-    var options = [["", "Insert reference…"]];
+    var options = [["", word("insertReference", "Insert reference…")]];
     var amount = input.getAttribute("data-kanri-references") === "amount";
     ((references.steps || {})[form.id] || []).forEach(function (f) {
       // A list that can be looped over comes with a ready loop (from the server) for text.
@@ -311,7 +316,85 @@
     fetchSchedule();
   }
 
+  /* --- a branch's conditions sit on the branch step -------------------------------
+   * The conditions inline holds every condition (the form posts them all the same); each
+   * row whose "Applies to" names a branch is shown inside that branch's step, with an
+   * "Add a condition to this branch" button. Without the script they stay in one table. */
+  var pendingScope = null;
+
+  function conditionRows() {
+    // Django's inlines.js marks rows "dynamic-conditions" only once it has started, which
+    // may be after this script: rows are found by their place instead.
+    var rows = $all(document, "#conditions-group tbody tr.form-row")
+      .concat($all(document, ".kanri-branch-conditions tbody tr.form-row"));
+    return rows.filter(function (row) {
+      return row.id.indexOf("__prefix__") === -1 && !row.classList.contains("empty-form");
+    });
+  }
+
+  function branchBox(form, name) {
+    var box = form.querySelector(".kanri-branch-conditions");
+    var source = document.querySelector("#conditions-group table");
+    if (!source) return null;
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "kanri-branch-conditions";
+      var title = document.createElement("h3");
+      box.appendChild(title);
+      var table = document.createElement("table");
+      table.appendChild(source.querySelector("thead").cloneNode(true));
+      table.appendChild(document.createElement("tbody"));
+      box.appendChild(table);
+      var add = document.createElement("button");
+      add.type = "button";
+      add.className = "button kanri-add-branch-condition";
+      add.addEventListener("click", function () {
+        var link = document.querySelector("#conditions-group .add-row a");
+        if (!link) return;
+        pendingScope = box.dataset.branch;
+        link.click();
+      });
+      box.appendChild(add);
+      var first = form.querySelector("fieldset");
+      if (first && first.nextSibling) form.insertBefore(box, first.nextSibling);
+      else form.appendChild(box);
+    }
+    box.dataset.branch = name;
+    box.querySelector("h3").textContent = (config.labels.branchConditions || "").replace("%s", name);
+    box.querySelector(".kanri-add-branch-condition").textContent = config.labels.addBranchCondition || "+";
+    return box;
+  }
+
+  function placeConditions() {
+    var home = document.querySelector("#conditions-group table tbody");
+    if (!home) return;
+    var boxes = {};
+    stepForms().forEach(function (form) {
+      var kind = field(form, "kind");
+      var name = field(form, "name");
+      var box = form.querySelector(".kanri-branch-conditions");
+      if (!isDeleted(form) && kind && kind.value === "branch" && name && name.value) {
+        boxes[name.value] = branchBox(form, name.value);
+      } else if (box) {
+        $all(box, "tbody tr").forEach(function (row) { home.insertBefore(row, home.querySelector(".add-row, .empty-form")); });
+        box.remove();
+      }
+    });
+    conditionRows().forEach(function (row) {
+      var scope = row.querySelector('select[name$="-scope"]');
+      var box = scope && scope.value ? boxes[scope.value] : null;
+      var target = box ? box.querySelector("tbody") : home;
+      if (row.parentNode === target) return;
+      // Django puts a row's errors in the row before it: they move together.
+      var errors = row.previousElementSibling;
+      var before = target === home ? home.querySelector(".add-row, .empty-form") : null;
+      if (errors && errors.classList.contains("row-form-errors")) target.insertBefore(errors, before);
+      target.insertBefore(row, before);
+    });
+  }
+
   function refreshAll() {
+    placeConditions();
     refreshBranches();
     refreshConditionFields();
     refreshReferences();
@@ -329,6 +412,15 @@
     config = data ? {
       referencesUrl: data.dataset.referencesUrl, scheduleUrl: data.dataset.scheduleUrl
     } : {};
+    // Words from the server, in the reader's language (the template translates them).
+    config.labels = data ? {
+      branchConditions: data.dataset.branchConditions || "",
+      addBranchCondition: data.dataset.addBranchCondition || "",
+      moveUp: data.dataset.moveUp, moveDown: data.dataset.moveDown,
+      topLevel: data.dataset.topLevel, theTrigger: data.dataset.theTrigger,
+      branch: data.dataset.branch, insertReference: data.dataset.insertReference,
+      then: data.dataset.then, otherwise: data.dataset.otherwise
+    } : {};
     stepForms().forEach(setUp);
     showSchedule();
     refreshAll();
@@ -339,6 +431,7 @@
           /-(kind|name|DELETE|placement)$/.test(event.target.name)) {
         refreshAll();
       } else if (/-scope$/.test(event.target.name)) {
+        placeConditions();
         refreshConditionFields();
       }
       if (event.target.id === "id_trigger" || /^id_schedule_/.test(event.target.id || "")) {
@@ -355,6 +448,12 @@
       if (form.closest && form.closest("#steps-group")) {
         setUp(form);
         renumber();
+      }
+      if (pendingScope !== null && form.closest && form.closest("#conditions-group")) {
+        refreshBranches();
+        var scope = form.querySelector('select[name$="-scope"]');
+        if (scope) scope.value = pendingScope;
+        pendingScope = null;
       }
       refreshAll();
     });
