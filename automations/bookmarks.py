@@ -35,7 +35,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from automations import audit
-from automations.models import SavedFilter
+from automations.models import Run, SavedFilter
 
 __all__ = [
     "FilterError",
@@ -185,6 +185,10 @@ def _row(obj):
         if isinstance(value, datetime) and timezone.is_aware(value):
             value = timezone.localtime(value)
         row[field.name] = value
+    if isinstance(obj, Run):
+        # A run's snapshot is stored once, in its TriggerEvent: the row shows it as before.
+        row.pop("event", None)
+        row["trigger_data"] = obj.snapshot
     # JSON-ready (a digest may store or send it): dates as ISO 8601 in the current time zone.
     return json.loads(json.dumps(row, cls=DjangoJSONEncoder))
 

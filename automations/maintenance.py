@@ -12,7 +12,8 @@ def prune_runs(
     Succeeded and cancelled runs go; failed and held ones only with `include_failed`, as
     they are the ones a person may still look into. Queued, running and retrying runs are
     never deleted. A bulk request (Batch) keeps its items; its report shows a pruned run
-    as one that did not run. `on_batch(deleted)` is called after each batch.
+    as one that did not run. `on_batch(deleted)` is called after each batch. The trigger
+    events no run refers to any more go after the runs.
     """
     from datetime import timedelta
 
@@ -44,7 +45,30 @@ def prune_runs(
         deleted += count
         if on_batch:
             on_batch(count)
+    if not dry_run:
+        _prune_events(cutoff, batch_size)
     return {"matched": matched, "deleted": deleted}
+
+
+def _prune_events(cutoff, batch_size):
+    """Delete the trigger events no run refers to any more (their runs were pruned or their
+    workflow deleted); return how many. Only those stored before `cutoff`: a redelivery of
+    a recent event may be about to point a new run at its row."""
+    from django.db import transaction
+    from django.db.models import Exists, OuterRef
+
+    from automations.models import Run, TriggerEvent
+
+    orphans = TriggerEvent.objects.filter(created_at__lt=cutoff).filter(
+        ~Exists(Run.objects.filter(event=OuterRef("pk")))
+    )
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(orphans.order_by("pk").values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return deleted
+            deleted += orphans.filter(pk__in=ids).delete()[0]
 
 
 def reconcile_events(since=None, until=None, dry_run=False, tick=None):

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from automations import definition, workflows
 from automations.engine import keys
-from automations.engine.conditions import matches
+from automations.engine.conditions import describe, matches
 from automations.engine.context import build_context
 from automations.engine.references import RenderError, render
 from automations.models import Run, RunStep, TriggerKind, Workflow
@@ -269,7 +269,9 @@ def _conditions_text(failed):
     texts = []
     for condition in failed:
         reason = CONDITION_REASONS.get(condition.get("field"))
-        texts.append(str(reason) if reason else str(condition.get("test") or condition["field"]))
+        # Batches before reasons were codes stored the test's English words as "test".
+        test = describe(condition) if condition.get("op") else condition.get("test")
+        texts.append(str(reason) if reason else str(test or condition["field"]))
     if texts and all(CONDITION_REASONS.get(c.get("field")) for c in failed):
         return ", ".join(texts)
     return _t("conditions not met: %(tests)s") % {"tests": "; ".join(texts)}
@@ -304,9 +306,9 @@ def report(batch):
     items = workflows.batch_report(batch)
     runs = {
         run.pk: run
-        for run in Run.objects.filter(pk__in=[i["run"] for i in items if i["run"]]).only(
-            "pk", "status", "hold_reason", "error", "trigger_data"
-        )
+        for run in Run.objects.filter(pk__in=[i["run"] for i in items if i["run"]])
+        .select_related("event")
+        .only("pk", "status", "hold_reason", "error", "trigger_data", "event__data")
     }
     credits = {
         run_id: output
@@ -320,7 +322,7 @@ def report(batch):
         run = runs.get(item["run"])
         charge = stored.get(item["id"]) or {}
         if run is not None:
-            charge = run.trigger_data.get("data", {}).get("object") or charge
+            charge = run.snapshot.get("data", {}).get("object") or charge
         credit = credits.get(item["run"]) or {}
         if item["status"] == "skipped":
             status, error = _skipped(item, run, credit)

@@ -186,7 +186,7 @@ def run_detail(run):
         pending = workflows.pending_approval(run)
     return {
         **run_row(run),
-        "trigger_data": redact_data(run.trigger_data),
+        "trigger_data": redact_data(run.snapshot),
         "steps": [step_row(s) for s in run.steps.select_related("decided_by").order_by("pk")],
         "pending_approval": pending,
     }

@@ -22,16 +22,19 @@ workflow (the unique (workflow, trigger key) constraint makes a repeat start not
 and queues each when the transaction commits.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import import_module
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from automations.engine.conditions import matches
 from automations.engine.context import build_context
-from automations.models import Run, TriggerKind
+from automations.models import Run, TriggerEvent, TriggerKind
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,13 @@ def start_runs(trigger):
             workflow_id__in=[w for w, _ in matched], trigger_key=trigger.key
         ).values_list("workflow_id", flat=True)
     )
+    fresh = [(w, v) for w, v in matched if w not in existing]
+    if not fresh:
+        return []
+    event_id = store_event(trigger)
     now = timezone.now()
     started = []
-    for workflow_id, version_id in matched:
-        if workflow_id in existing:
-            continue
+    for workflow_id, version_id in fresh:
         try:
             with transaction.atomic():
                 run = Run.objects.create(
@@ -86,7 +91,7 @@ def start_runs(trigger):
                     trigger_kind=trigger.kind,
                     trigger_key=trigger.key,
                     event_type=str(trigger.data.get("type") or "")[:100],
-                    trigger_data=trigger.data,
+                    event_id=event_id,
                     started_by_id=trigger.started_by,
                     batch_id=trigger.batch_id,
                     next_attempt_at=now,
@@ -96,6 +101,34 @@ def start_runs(trigger):
         queue_run(run.pk)
         started.append(run.pk)
     return started
+
+
+# Stripe event ids name one immutable event, whichever way it arrived (webhook or replay).
+SHARED_KEY_KINDS = (TriggerKind.STRIPE_EVENT, TriggerKind.REPLAY)
+
+
+def event_key(trigger):
+    """Return the TriggerEvent key of a trigger: one row per distinct event.
+
+    Other kinds' keys do not name one content (a schedule tick's key is the same for two
+    workflows with different digests), so a digest of the data is added to them.
+    """
+    if trigger.kind in SHARED_KEY_KINDS:
+        return trigger.key
+    digest = hashlib.sha256(
+        json.dumps(trigger.data, sort_keys=True, cls=DjangoJSONEncoder).encode()
+    ).hexdigest()[:24]
+    return f"{trigger.key[:250]}#{digest}"
+
+
+def store_event(trigger):
+    """Store the trigger's data once (a repeat or a second workflow reuses the row); return
+    its id. ON CONFLICT DO NOTHING then a SELECT: two workers storing it at once both win."""
+    key = event_key(trigger)
+    TriggerEvent.objects.bulk_create(
+        [TriggerEvent(key=key, data=trigger.data)], ignore_conflicts=True
+    )
+    return TriggerEvent.objects.filter(key=key).values_list("pk", flat=True).get()
 
 
 def connect():

@@ -1,0 +1,3 @@
+from kanri_bench.cli import main
+
+raise SystemExit(main())
