@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -66,9 +67,13 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser's language (Accept-Language); UserPreferencesMiddleware below lets a user's
+    # profile override it once they are known.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "automations.middleware.UserPreferencesMiddleware",  # profile language and time zone
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -113,9 +118,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    # No health check: it costs a `SELECT 1` per request (~14% of the webhook receiver's
-    # time, measured); a dead persistent connection fails one request, which Stripe retries.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    # Health checks on: after a database restart or failover (pg_terminate_backend in
+    # tests/reliability), each web thread's dead persistent connection answered its next
+    # request with a 500. The check is one `SELECT 1` per request that reuses a connection.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -126,8 +132,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("ja", _("Japanese"))]
+# Kanri's catalogs: each app's locale/ (integrations has its own, as it never depends on
+# automations); this one also holds the project templates' strings, so makemessages run
+# from the project root has a home for templates/.
+LOCALE_PATHS = [BASE_DIR / "automations" / "locale"]
+# The site's zone; each user may choose their own under "My preferences".
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+# Datetimes Django renders carry their zone ("2026-12-01 21:00 JST"): automations/timefmt.py.
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 
@@ -154,15 +168,52 @@ if env.str("STRIPE_API_HOST", default=""):
     STRIPE_API_HOST = env.str("STRIPE_API_HOST")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
+# Said explicitly: signatures, never "none". Kanri's receiver (integrations/stripe_webhooks.py)
+# verifies with the endpoint's secret only; dj-stripe's own view, which with DEBUG on would
+# take a secret from an `X-Djstripe-Webhook-Secret` request header, is never reached.
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # Largest webhook body Kanri accepts (Stripe's largest events are invoices with many lines).
 STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=1024 * 1024)
 
 # Finished runs older than this many days are pruned daily (held and failed ones are kept).
 KANRI_RUN_RETENTION_DAYS = env.int("KANRI_RUN_RETENTION_DAYS", default=90)
+# The run engine's clocks (automations/engine/runner.py, automations/tasks.py), in seconds:
+# a worker holds a run for LEASE and renews it every HEARTBEAT while alive; each worker
+# looks for due retries and dead workers' runs every SWEEP; a queued run whose task has
+# not started after LOST_AFTER is queued again; RETRY_DELAYS is the backoff after a
+# provider error that gave no Retry-After.
+KANRI_RUN_LEASE_SECONDS = env.float("KANRI_RUN_LEASE_SECONDS", default=30)
+KANRI_HEARTBEAT_SECONDS = env.float("KANRI_HEARTBEAT_SECONDS", default=10)
+KANRI_SWEEP_SECONDS = env.float("KANRI_SWEEP_SECONDS", default=5)
+KANRI_LOST_AFTER_SECONDS = env.float("KANRI_LOST_AFTER_SECONDS", default=120)
+KANRI_RETRY_DELAYS = [
+    float(s) for s in env.list("KANRI_RETRY_DELAYS", default=["30", "120", "600", "1800"])
+]
+
+# Failure alerts (automations/alerts.py): links in them start with this address (where
+# staff open the admin), and after the first alert a workflow's further failures wait
+# for one digest per this many minutes.
+KANRI_BASE_URL = env.str("KANRI_BASE_URL", default="http://127.0.0.1:8000")
+KANRI_ALERT_DIGEST_MINUTES = env.int("KANRI_ALERT_DIGEST_MINUTES", default=15)
 
 SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
 # Only tests and local fakes change this; slack-sdk's default is Slack's own API.
 SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")
+
+# webhook.post (integrations/webhook_actions.py): the HMAC key receivers verify
+# Kanri-Signature with (empty: the action refuses to send), timeouts in seconds, and the
+# bytes of an answer kept in the audit.
+KANRI_WEBHOOK_SIGNING_SECRET = env.str("KANRI_WEBHOOK_SIGNING_SECRET", default="")
+KANRI_WEBHOOK_CONNECT_TIMEOUT = env.float("KANRI_WEBHOOK_CONNECT_TIMEOUT", default=5.0)
+KANRI_WEBHOOK_READ_TIMEOUT = env.float("KANRI_WEBHOOK_READ_TIMEOUT", default=10.0)
+KANRI_WEBHOOK_MAX_RESPONSE_BYTES = env.int("KANRI_WEBHOOK_MAX_RESPONSE_BYTES", default=4096)
+# Development and tests only, both ignored with DEBUG off: plain http receivers, and
+# loopback receivers on these ports (every other loopback, private or metadata address
+# stays refused).
+KANRI_WEBHOOK_ALLOW_HTTP = env.bool("KANRI_WEBHOOK_ALLOW_HTTP", default=False)
+KANRI_WEBHOOK_ALLOW_LOOPBACK_PORTS = [
+    int(port) for port in env.list("KANRI_WEBHOOK_ALLOW_LOOPBACK_PORTS", default=[])
+]
 
 # django-q2. Kanri keeps its own audit (Run/RunStep), so django-q2 stores no successful
 # results (save_limit=-1): saving them cost ~8 ms per task and capped throughput at
@@ -229,6 +280,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's default config gives "django" its own console handler (in DEBUG) and lets
+        # it propagate to root's as well: every warning and traceback was printed twice.
+        # Listing it here removes that handler, so its records reach root's only.
+        "django": {"handlers": []},
         "django-q": {"level": env.str("QUEUE_LOG_LEVEL", default="WARNING")},
         "stripe": {"level": "WARNING"},
         "mail.log": {"level": "WARNING"},  # aiosmtpd, in tests and local runs

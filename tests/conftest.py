@@ -18,6 +18,7 @@ import pytest
 import stripe
 from django.conf import settings
 from django.urls import reverse
+from django.utils import translation
 from django_q.conf import Conf
 from djstripe.models import Account, APIKey, WebhookEndpoint
 
@@ -50,10 +51,25 @@ def wait_until(predicate, timeout=15.0, interval=0.05, message="condition"):
     raise AssertionError(f"Timed out after {timeout} s waiting for {message}")
 
 
+RELIABILITY = Path(__file__).resolve().parent / "reliability"
+
+
+def pytest_ignore_collect(collection_path, config):
+    """The reliability layer (tests/reliability) runs only when asked for by path
+    (`make reliability`): it needs PostgreSQL and Redis and kills processes."""
+    if collection_path == RELIABILITY:
+        asked = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+        if not any(path == RELIABILITY or RELIABILITY in path.parents for path in asked):
+            return True
+    return None
+
+
 def pytest_sessionfinish(session, exitstatus):
     """In CI, a run that passed without running tests, or skipped any, is a failure."""
     if os.environ.get("KANRI_STRICT_RUN") and exitstatus == 0:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or hasattr(session.config, "workerinput"):
+            return  # an xdist worker: the controller counts every worker's results
         passed = len(reporter.stats.get("passed", []))
         skipped = len(reporter.stats.get("skipped", []))
         if passed == 0 or skipped:
@@ -78,6 +94,9 @@ def no_network(settings, monkeypatch):
     trigger_index.invalidate()  # rolled-back tests reuse primary keys
     yield
     get_client.cache_clear()
+    # A request through LocaleMiddleware leaves its language active in this thread; the
+    # next test must start in the site's language, as a new request would.
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 # ---------------------------------------------------------------- fake Stripe
@@ -258,7 +277,15 @@ def test_database_url():
 
 
 def redis_url():
-    return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
+    """The Redis database for this test process: REDIS_URL's, one lower per xdist worker
+    (gw1 uses 14 when REDIS_URL says 15), so parallel workers never purge each other's
+    queue."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):
+        base, _, db = url.rpartition("/")
+        url = f"{base}/{int(db or 0) - int(worker[2:])}"
+    return url
 
 
 def redis_available():

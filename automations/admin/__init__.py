@@ -3,11 +3,14 @@
 # Importing each module registers its admins.
 from automations.admin import (  # noqa: F401
     bookmarks,
+    connections,
     reconcile,
     runs,
     site,
     stripe,
+    sync_problems,
     tokens,
+    users,
     workflows,
 )
 
