@@ -36,6 +36,7 @@ from django.utils.translation import gettext_lazy as _
 
 from automations import audit
 from automations.models import Run, SavedFilter
+from automations.problems import CodedError
 
 __all__ = [
     "FilterError",
@@ -64,20 +65,10 @@ MESSAGES = {
 }
 
 
-class FilterError(ValueError):
+class FilterError(CodedError):
     """A saved filter that cannot be saved or evaluated; `code` and `params` say why."""
 
-    def __init__(self, code, **params):
-        self.code = code
-        self.params = params
-        super().__init__(code)
-
-    @property
-    def message(self):
-        return str(MESSAGES[self.code]) % self.params
-
-    def __str__(self):
-        return self.message
+    messages = MESSAGES
 
 
 class _Reader(AnonymousUser):

@@ -18,7 +18,9 @@ import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
 
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
+
+from automations.problems import CodedError
 
 ZERO_DECIMAL = frozenset(
     [
@@ -91,20 +93,10 @@ MESSAGES = {
 }
 
 
-class MoneyError(ValueError):
+class MoneyError(CodedError):
     """An amount refused, as a code and parameters (the message is rendered when read)."""
 
-    def __init__(self, code, **params):
-        self.code = code
-        self.params = params
-        super().__init__(code)
-
-    @property
-    def message(self):
-        return gettext(MESSAGES[self.code]) % self.params
-
-    def __str__(self):
-        return self.message
+    messages = MESSAGES
 
 
 def decimals(currency):

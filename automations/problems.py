@@ -7,7 +7,28 @@ stores sentences; each screen turns a Problem into words here, in the reader's l
 
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+
+class CodedError(ValueError):
+    """An error kept as a code and its parameters, worded only when read, in the reader's
+    language. Subclasses give `messages`: code -> a gettext_noop'd or lazy string."""
+
+    messages = {}
+
+    def __init__(self, code, **params):
+        self.code = code
+        self.params = params
+        super().__init__(code)
+
+    @property
+    def message(self):
+        text = self.messages[self.code]
+        return (gettext(text) if isinstance(text, str) else str(text)) % self.params
+
+    def __str__(self):
+        return self.message
 
 
 @dataclass(frozen=True)

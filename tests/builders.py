@@ -94,3 +94,33 @@ def create_workflow(definition, owner=None, status="draft"):
         workflows.activate(workflow)
         workflow.refresh_from_db()
     return workflow
+
+
+def mail_ops_workflow(
+    event_type,
+    subject="Stripe object {{trigger.data.object.id}}",
+    body="Object: {{trigger.data.object.id}}\n",
+):
+    """An active workflow that emails ops once per `event_type` event: one side effect per
+    run, easy to count in the SMTP sink."""
+    return create_workflow(
+        {
+            "name": f"Mail ops on {event_type}",
+            "description": "",
+            "trigger": {"kind": "stripe_event", "event_type": event_type},
+            "conditions": [],
+            "steps": [
+                {
+                    "name": "tell_ops",
+                    "kind": "email.send",
+                    "config": {
+                        "recipient": "team",
+                        "to": "ops@example.test",
+                        "subject": subject,
+                        "body": body,
+                    },
+                }
+            ],
+        },
+        status="active",
+    )

@@ -12,39 +12,18 @@ import pytest
 from django.core import mail
 from djstripe.models import WebhookEventTrigger
 
-from automations.models import Run, Workflow
+from automations.models import Run
 from automations.templates import personalise_large_orders
 from integrations.stripe_events import sign
 from integrations.stripe_webhooks import MAX_DEPTH
-from tests.builders import create_workflow, event, payment_intent_dict, random_id
+from tests.builders import create_workflow, event, mail_ops_workflow, payment_intent_dict, random_id
 from tests.conftest import WEBHOOK_SECRET
 
 JSON = "application/json; charset=utf-8"
 
 
 def mail_workflow(event_type, body="Object: {{trigger.data.object.id}}\n"):
-    """An active workflow that emails ops for each `event_type` event (one side effect)."""
-    return create_workflow(
-        {
-            "name": f"Mail ops on {event_type}",
-            "description": "",
-            "trigger": {"kind": "stripe_event", "event_type": event_type},
-            "conditions": [],
-            "steps": [
-                {
-                    "name": "tell_ops",
-                    "kind": "email.send",
-                    "config": {
-                        "recipient": "team",
-                        "to": "ops@example.test",
-                        "subject": "Stripe object {{trigger.data.object.id}}",
-                        "body": body,
-                    },
-                }
-            ],
-        },
-        status=Workflow.Status.ACTIVE,
-    )
+    return mail_ops_workflow(event_type, body=body)
 
 
 @pytest.fixture

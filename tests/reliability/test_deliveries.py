@@ -12,8 +12,8 @@ import time
 import pytest
 from djstripe.models import WebhookEventTrigger
 
-from automations.models import Run, Workflow
-from tests.builders import create_workflow, event, random_id
+from automations.models import Run
+from tests.builders import event, mail_ops_workflow, random_id
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -23,27 +23,11 @@ SETTLE = 1.0
 
 
 def mail_workflow(event_type):
-    """An active workflow that emails ops once per `event_type` event, naming the event."""
-    return create_workflow(
-        {
-            "name": f"Mail ops on {event_type}",
-            "description": "",
-            "trigger": {"kind": "stripe_event", "event_type": event_type},
-            "conditions": [],
-            "steps": [
-                {
-                    "name": "tell_ops",
-                    "kind": "email.send",
-                    "config": {
-                        "recipient": "team",
-                        "to": "ops@example.test",
-                        "subject": f"{event_type} {{{{trigger.data.object.id}}}}",
-                        "body": "Status: {{trigger.data.object.status}}\n",
-                    },
-                }
-            ],
-        },
-        status=Workflow.Status.ACTIVE,
+    """Mail ops once per `event_type` event, naming the event (the order is visible)."""
+    return mail_ops_workflow(
+        event_type,
+        subject=f"{event_type} {{{{trigger.data.object.id}}}}",
+        body="Status: {{trigger.data.object.status}}\n",
     )
 
 

@@ -13,8 +13,8 @@ import time
 import pytest
 from djstripe.models import WebhookEventTrigger
 
-from automations.models import Run, Workflow
-from tests.builders import create_workflow, event, random_id
+from automations.models import Run
+from tests.builders import event, mail_ops_workflow, random_id
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -305,27 +305,7 @@ def test_hostile_requests_get_a_json_4xx_and_leave_their_delivery(served, counts
 
 
 def mail_workflow(event_type):
-    return create_workflow(
-        {
-            "name": f"Mail ops on {event_type}",
-            "description": "",
-            "trigger": {"kind": "stripe_event", "event_type": event_type},
-            "conditions": [],
-            "steps": [
-                {
-                    "name": "tell_ops",
-                    "kind": "email.send",
-                    "config": {
-                        "recipient": "team",
-                        "to": "ops@example.test",
-                        "subject": "Stripe object {{trigger.data.object.id}}",
-                        "body": "Name: {{trigger.data.object.name}}\n",
-                    },
-                }
-            ],
-        },
-        status=Workflow.Status.ACTIVE,
-    )
+    return mail_ops_workflow(event_type, body="Name: {{trigger.data.object.name}}\n")
 
 
 def test_japanese_and_emoji_arrive_intact_in_the_row_the_run_and_the_email(served, counts):
