@@ -109,7 +109,10 @@ def test_a_comparison_that_cannot_be_made_says_why():
 def test_a_condition_is_described_as_staff_would_say_it():
     from automations.engine.conditions import describe
 
-    assert describe(OVER_1000_USD) == "is greater than 1,000.00 USD"
+    assert describe(OVER_1000_USD) == "is greater than $1,000.00"
     assert describe({"op": "in", "value": ["JP", "US"]}) == "is one of JP, US"
     assert describe({"op": "is_set"}) == "is set"
-    assert describe({"op": "lt", "value": 1500, "currency": "jpy"}) == "is less than 1,500 JPY"
+    assert describe({"op": "lt", "value": 1500, "currency": "jpy"}) == "is less than ¥1,500"
+    assert describe({"op": "in", "value": [500, 1500], "currency": "eur"}) == (
+        "is one of €5.00, €15.00"
+    )

@@ -223,14 +223,18 @@ def display_value(value, currency=""):
 
 
 def describe(condition):
-    """Return a condition's test as staff would say it: "is greater than 1,000.00 USD"."""
+    """Return a condition's test as staff would say it: "is greater than $1,000.00"."""
     op = condition["op"]
     currency = (condition.get("currency") or "").lower()
     if op in UNARY or op not in TESTS:
         return str(OPERATORS.get(op, op))
-    shown = display_value(condition.get("value"), currency)
-    value = " ".join(p for p in (shown, currency.upper()) if p)
-    return str(TESTS[op]) % {"value": value}
+    value = condition.get("value")
+    if currency:  # money, through the one money helper
+        values = value if isinstance(value, list) else [value]
+        shown = ", ".join(_money_or_text(v, currency) for v in values)
+    else:
+        shown = display_value(value)
+    return str(TESTS[op]) % {"value": shown}
 
 
 def explain(result):
