@@ -17,8 +17,6 @@ For superusers, who still reach dj-stripe's other models, `hide_secrets` removes
 key from dj-stripe's remaining detail pages.
 """
 
-from datetime import UTC, datetime
-
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
@@ -28,7 +26,6 @@ from django.db.models import Case, CharField, Exists, OuterRef, Q, Value, When
 from django.http import HttpResponseNotAllowed
 from django.urls import NoReverseMatch, reverse
 from django.urls import path as url_path
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _t
@@ -45,21 +42,12 @@ from automations.admin.bookmarks import SavedFiltersMixin
 from automations.admin.credit import refund_as_store_credit
 from automations.money import format_money
 from automations.redaction import redact
+from automations.timefmt import format_time
 
 RUN_PERMISSION = "automations.run_workflow"
 GUARDED_ACTIONS = ("run_workflow_on_selected", "refund_as_store_credit")
 
 # ------------------------------------------------------------------ how values read
-
-
-def local_time(value):
-    """Return "2026-11-30 14:05 JST": a datetime or Stripe timestamp in the current zone."""
-    if value in (None, ""):
-        return ""
-    if isinstance(value, int | float):
-        value = datetime.fromtimestamp(value, tz=UTC)
-    local = timezone.localtime(value)
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
 def money(data, key):
@@ -219,7 +207,7 @@ class StripeListAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("created"), ordering="created")
     def created_at(self, obj):
-        return local_time(obj.created)
+        return format_time(obj.created)
 
     @admin.display(description=_("metadata"))
     def metadata_text(self, obj):
@@ -279,7 +267,7 @@ class StripeListAdmin(ReadOnlyAdmin):
                 p for p in (found.stripe_data.get("name"), found.email, found.id) if p
             )
             yield _("Customer"), label, _change_url(type(found), found.pk)
-        yield _("Created"), local_time(obj.created), ""
+        yield _("Created"), format_time(obj.created), ""
         for label, path, kind in self.detail_fields:
             value = dig(data, path)
             if value in (None, "", [], {}):
@@ -287,7 +275,7 @@ class StripeListAdmin(ReadOnlyAdmin):
             if kind == "money":
                 text = money({path: value, "currency": data.get("currency")}, path)
             elif kind == "time":
-                text = local_time(value)
+                text = format_time(value)
             elif kind == "bool":
                 text = _yes_no(value)
             elif kind == "list":
@@ -824,7 +812,7 @@ class WebhookDeliveryAdmin(SavedFiltersMixin, StripeListAdmin):
 
     def detail_rows(self, obj):
         yield _("Delivery"), str(obj.pk), ""
-        yield _("Received"), local_time(obj.created), ""
+        yield _("Received"), format_time(obj.created), ""
         yield _("From"), obj.remote_ip, ""
         yield _("Signature valid"), _yes_no(obj.valid), ""
         yield _("Processed"), _yes_no(obj.processed), ""
