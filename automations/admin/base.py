@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 
@@ -17,6 +18,15 @@ def page(model_admin, request, template, title, **context):
             **context,
         },
     )
+
+
+def change_url(model, pk):
+    """Return the admin change page of `model` row `pk`, or "" if the admin has none."""
+    opts = model._meta
+    try:
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+    except NoReverseMatch:
+        return ""
 
 
 def badge(obj):

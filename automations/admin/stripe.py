@@ -24,8 +24,8 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, CharField, Exists, OuterRef, Q, Value, When
 from django.http import HttpResponseNotAllowed
-from django.urls import NoReverseMatch, reverse
 from django.urls import path as url_path
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _t
@@ -37,7 +37,7 @@ from djstripe.admin.actions import CustomActionMixin
 
 from automations.admin import filters
 from automations.admin.actions import run_workflow_on_selected
-from automations.admin.base import ReadOnlyAdmin, page
+from automations.admin.base import ReadOnlyAdmin, change_url, page
 from automations.admin.bookmarks import SavedFiltersMixin
 from automations.admin.credit import refund_as_store_credit
 from automations.money import format_money
@@ -75,14 +75,6 @@ def dig(data, path):
 
 def _yes_no(value):
     return _t("Yes") if value else _t("No")
-
-
-def _change_url(model, pk):
-    opts = model._meta
-    try:
-        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
-    except NoReverseMatch:
-        return ""
 
 
 def _changelist_url(model, query=""):
@@ -266,7 +258,7 @@ class StripeListAdmin(ReadOnlyAdmin):
             label = " · ".join(
                 p for p in (found.stripe_data.get("name"), found.email, found.id) if p
             )
-            yield _("Customer"), label, _change_url(type(found), found.pk)
+            yield _("Customer"), label, change_url(type(found), found.pk)
         yield _("Created"), format_time(obj.created), ""
         for label, path, kind in self.detail_fields:
             value = dig(data, path)
@@ -292,7 +284,7 @@ class StripeListAdmin(ReadOnlyAdmin):
         if model is None or not isinstance(value, str):
             return ""
         pk = model.objects.filter(id=value).values_list("pk", flat=True).first()
-        return _change_url(model, pk) if pk else ""
+        return change_url(model, pk) if pk else ""
 
     def detail_links(self, obj):
         return []
@@ -820,7 +812,7 @@ class WebhookDeliveryAdmin(SavedFiltersMixin, StripeListAdmin):
             yield (
                 _("Event"),
                 f"{obj.event_id} · {obj.event.type}",
-                _change_url(djstripe_models.Event, obj.event.pk),
+                change_url(djstripe_models.Event, obj.event.pk),
             )
         yield _("Webhook endpoint"), obj.webhook_endpoint_id or "", ""
         yield _("Error"), obj.exception, ""

@@ -7,13 +7,12 @@ see these; staff who may retry runs may retry a sync.
 
 from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
-from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from djstripe.models import Event
+from djstripe.models import Event, WebhookEventTrigger
 
-from automations.admin.base import ReadOnlyAdmin
+from automations.admin.base import ReadOnlyAdmin, change_url
 from automations.redaction import redact
 from integrations.models import SyncProblem
 from integrations.stripe_webhooks import retry_syncs
@@ -23,13 +22,6 @@ DELIVERY_PERMISSION = "djstripe.view_webhookeventtrigger"
 
 def _link(url, text):
     return format_html('<a href="{}">{}</a>', url, text) if url else text
-
-
-def _admin_url(name, *args):
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return ""
 
 
 @admin.register(SyncProblem)
@@ -87,7 +79,7 @@ class SyncProblemAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("delivery"), ordering="delivery_id")
     def delivery_link(self, obj):
-        url = _admin_url("admin:djstripe_webhookeventtrigger_change", obj.delivery_id)
+        url = change_url(WebhookEventTrigger, obj.delivery_id)
         return _link(url, obj.delivery_id)
 
     @admin.display(description=_("event"), ordering="event_id")
@@ -95,7 +87,7 @@ class SyncProblemAdmin(ReadOnlyAdmin):
         if not obj.event_id:
             return "—"
         pk = getattr(obj, "event_pk", None)
-        url = _admin_url("admin:djstripe_event_change", pk) if pk else ""
+        url = change_url(Event, pk) if pk else ""
         return _link(url, obj.event_id)
 
     @admin.display(description=_("detail"))
