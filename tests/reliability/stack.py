@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import connection
 from django_q.conf import Conf
 
+from tests.builders import create_workflow, event, payment_intent_dict
 from tests.conftest import (
     free_port,
     start_process,
@@ -482,3 +483,36 @@ def kanri(
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         print(stack.logs()[-20000:])
+
+
+# ---------------------------------------------------------------- a workload to count
+
+# One Slack post per run: the side effect the fakes count.
+SLACK = {
+    "name": "notify",
+    "kind": "slack.post_message",
+    "config": {"channel": "C0OPS", "text": "Paid {{trigger.data.object.id}}"},
+}
+
+
+def slack_workflow():
+    """An active workflow posting one Slack message per payment_intent.succeeded event."""
+    return create_workflow(
+        {
+            "name": "Post",
+            "trigger": {"kind": "stripe_event", "event_type": "payment_intent.succeeded"},
+            "conditions": [],
+            "steps": [SLACK],
+        },
+        status="active",
+    )
+
+
+def deliver(post_event, counts, n):
+    """Post `n` payment_intent.succeeded events; count them and any 5xx; return them."""
+    sent = [event("payment_intent.succeeded", payment_intent_dict(1000, "usd")) for _ in range(n)]
+    statuses = [post_event(one).status_code for one in sent]
+    counts.add("deliveries_sent", n)
+    counts.add("responses_5xx", sum(1 for s in statuses if s >= 500))
+    assert statuses == [200] * n
+    return sent

@@ -9,36 +9,9 @@ must post exactly one Slack message: none lost, none doubled.
 
 import itertools
 
-from automations.models import Run, RunStep, Workflow
-from tests.builders import create_workflow, event, payment_intent_dict
+from automations.models import Run, RunStep
 from tests.conftest import wait_until
-
-SLACK = {
-    "name": "notify",
-    "kind": "slack.post_message",
-    "config": {"channel": "C0OPS", "text": "Paid {{trigger.data.object.id}}"},
-}
-
-
-def slack_workflow():
-    return create_workflow(
-        {
-            "name": "Post",
-            "trigger": {"kind": "stripe_event", "event_type": "payment_intent.succeeded"},
-            "conditions": [],
-            "steps": [SLACK],
-        },
-        status=Workflow.Status.ACTIVE,
-    )
-
-
-def deliver(post_event, counts, n):
-    sent = [event("payment_intent.succeeded", payment_intent_dict(1000, "usd")) for _ in range(n)]
-    statuses = [post_event(one).status_code for one in sent]
-    counts.add("deliveries_sent", n)
-    counts.add("responses_5xx", sum(1 for s in statuses if s >= 500))
-    assert statuses == [200] * n
-    return sent
+from tests.reliability.stack import deliver, slack_workflow
 
 
 def all_succeeded(flow, n):

@@ -14,17 +14,10 @@ import itertools
 
 import pytest
 
-from automations.models import Run, RunStep, Workflow
+from automations.models import Run, RunStep
 from automations.tasks import queue_run
-from tests.builders import create_workflow, event, payment_intent_dict
 from tests.conftest import wait_until
-from tests.reliability.stack import FAST, Cluster, SlowSlack
-
-SLACK = {
-    "name": "notify",
-    "kind": "slack.post_message",
-    "config": {"channel": "C0OPS", "text": "Paid {{trigger.data.object.id}}"},
-}
+from tests.reliability.stack import FAST, Cluster, SlowSlack, deliver, slack_workflow
 
 
 class SecondHost:
@@ -57,27 +50,6 @@ def host_b(kanri, tmp_path, request):
     if failed is not None and failed.failed:
         for log in sorted(host.log_dir.glob("qcluster-*.log")):
             print(f"--- host B {log.name}\n" + log.read_text()[-10000:])
-
-
-def slack_workflow():
-    return create_workflow(
-        {
-            "name": "Post",
-            "trigger": {"kind": "stripe_event", "event_type": "payment_intent.succeeded"},
-            "conditions": [],
-            "steps": [SLACK],
-        },
-        status=Workflow.Status.ACTIVE,
-    )
-
-
-def deliver(post_event, counts, n):
-    sent = [event("payment_intent.succeeded", payment_intent_dict(1000, "usd")) for _ in range(n)]
-    statuses = [post_event(one).status_code for one in sent]
-    counts.add("deliveries_sent", n)
-    counts.add("responses_5xx", sum(1 for s in statuses if s >= 500))
-    assert statuses == [200] * n
-    return sent
 
 
 def text_of(one):
