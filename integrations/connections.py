@@ -2,19 +2,28 @@
 Connections page shows (Slack's `auth.test`, Stripe's `GET /v1/account`).
 
 A token saved here wins over SLACK_BOT_TOKEN from the environment, and takes effect at
-once in every process (no restart). It is written, used and replaced, never shown back:
+once in the process that saved it and within TOKEN_TTL seconds in the others (no
+restart). It is written, used and replaced, never shown back:
 pages show its hint (`xoxb-…abcd`). It lives in integrations, beside the action that
 uses it, because integrations never imports automations.
 """
 
+import time
+
 from django.conf import settings
 from django.db import models
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from integrations.base import ActionError
+
+# How long a process believes the token it read: each Slack post would otherwise read it
+# from the database first.
+TOKEN_TTL = 5.0
+_token = {"value": None, "read_at": None}  # per process; a stale pair costs one more read
 
 
 def hint(secret):
@@ -69,10 +78,22 @@ class Connection(models.Model):
 
 def slack_token():
     """Return the Slack bot token to use: the one saved in the admin, else the environment's."""
-    saved = Connection.objects.filter(provider=Connection.Provider.SLACK).values_list(
-        "token", flat=True
-    )
-    return saved.first() or settings.SLACK_BOT_TOKEN
+    read_at = _token["read_at"]
+    if read_at is None or time.monotonic() - read_at > TOKEN_TTL:
+        saved = Connection.objects.filter(provider=Connection.Provider.SLACK).values_list(
+            "token", flat=True
+        )
+        _token.update(value=saved.first(), read_at=time.monotonic())
+    return _token["value"] or settings.SLACK_BOT_TOKEN
+
+
+def forget_token(**kwargs):
+    """Read the token again on next use (this process saved or removed one)."""
+    _token["read_at"] = None
+
+
+post_save.connect(forget_token, sender=Connection, dispatch_uid="kanri-forget-token")
+post_delete.connect(forget_token, sender=Connection, dispatch_uid="kanri-forget-token-del")
 
 
 def slack_source():

@@ -226,6 +226,7 @@ def failed_run(db):
         trigger_key="evt_failed",
         event_type="payment_intent.succeeded",
         status=Run.Status.FAILED,
+        attempt=1,  # a worker took it once: that attempt wrote the step below
         error="Step 'notify_team' failed: SMTP 554: rejected",
         trigger_data=event("payment_intent.succeeded", payment_intent_dict(150000, "usd")),
     )

@@ -35,8 +35,9 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, connections
-from django.db.models import F
+from django.db import InterfaceError, OperationalError, connection, connections
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from automations.engine.conditions import matches
@@ -73,13 +74,32 @@ def reconnect_if_lost():
     """Close this thread's database connection if the server dropped it (a restart, a
     failover, pg_terminate_backend), so the next query opens a new one instead of failing.
 
-    Kanri keeps connections open (CONN_MAX_AGE) without Django's health checks; a
-    worker checks here before the writes that matter: taking a run, and recording what
-    a provider answered after a send that may have outlived the connection.
+    Used where a worker starts on its own (the sweeper, a heartbeat). At the start of a
+    task django-q2 has already asked Django to check the connection on its first query
+    (CONN_HEALTH_CHECKS), so a second SELECT 1 would only add a round trip.
     """
+    if connection.health_check_enabled and not connection.health_check_done:
+        return  # Django checks it on the next query
     live = connection.connection is not None and not connection.in_atomic_block
     if live and not connection.is_usable():
         connection.close()
+
+
+def write_after_send(write):
+    """Do `write` (an idempotent autocommitted write), on a new connection if the server
+    dropped this one while a provider call was outstanding.
+
+    What a provider answered must be recorded even then: otherwise a Slack post that went
+    out would read "outcome unknown" on resume. Trying first and reconnecting on failure
+    costs nothing when the connection is fine, which a SELECT 1 before every write would.
+    """
+    try:
+        return write()
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:
+            raise  # the transaction is lost with the connection: the caller decides
+        connection.close()
+        return write()
 
 
 class Heartbeat:
@@ -203,12 +223,11 @@ def execute(run_id):
         attempt=F("attempt") + 1,
         lease_until=now + LEASE,
         next_attempt_at=None,
+        started_at=Coalesce(F("started_at"), Value(now, output_field=DateTimeField())),
     )
     if not claimed:
         return None
     run = Run.objects.select_related("version", "workflow", "event").get(pk=run_id)
-    if run.started_at is None:
-        Run.objects.filter(pk=run_id).update(started_at=now)
     with Heartbeat(run.pk, run.attempt):
         return _carry(run)
 

@@ -25,8 +25,8 @@ from automations.engine.runner import (
     Stop,
     decide_branch,
     prepare,
-    reconnect_if_lost,
     retry_delay,
+    write_after_send,
 )
 from automations.models import Run, RunStep
 from integrations.base import ActionError, StepCall
@@ -54,7 +54,9 @@ class LiveSender:
     def __init__(self, run):
         self.run = run
         self.history = {}
-        for row in run.steps.order_by("pk"):
+        # A run's first attempt has no steps yet: attempts count the times a worker took
+        # it, and only a worker that took it writes steps.
+        for row in run.steps.order_by("pk") if run.attempt > 1 else ():
             self.history.setdefault(row.step_name, []).append(row)
 
     def _done(self, name):
@@ -142,7 +144,6 @@ class LiveSender:
         try:
             output = action.send(request, call)
         except Exception as e:
-            reconnect_if_lost()
             error = _as_action_error(e, name, self.run.pk)
             if error.unknown and not action.deduplicates:
                 # It may have been delivered: sending again could post it twice. A person
@@ -150,10 +151,6 @@ class LiveSender:
                 self._close(row, RunStep.Status.UNKNOWN, clock, error=error.message)
                 raise Hold(Run.HoldReason.OUTCOME_UNKNOWN, name) from e
             return self._failed(row, error, attempt, clock)
-        # What the provider answered must be recorded even if the database dropped this
-        # worker's connection during the send: otherwise a Slack post that went out would
-        # read "outcome unknown" on resume.
-        reconnect_if_lost()
         self._close(row, RunStep.Status.SUCCEEDED, clock, output=output)
         return output
 
@@ -176,12 +173,16 @@ class LiveSender:
             raise Hold(Run.HoldReason.APPROVAL, row.step_name)
 
     def _close(self, row, status, clock, output=None, error=""):
-        RunStep.objects.filter(pk=row.pk).update(
-            status=status,
-            output=output,
-            error=error,
-            finished_at=timezone.now(),
-            duration_ms=int((time.monotonic() - clock) * 1000),
+        # After a send: recorded even if the database dropped the connection meanwhile.
+        finished, duration = timezone.now(), int((time.monotonic() - clock) * 1000)
+        write_after_send(
+            lambda: RunStep.objects.filter(pk=row.pk).update(
+                status=status,
+                output=output,
+                error=error,
+                finished_at=finished,
+                duration_ms=duration,
+            )
         )
 
     def _failed(self, row, error, attempt, clock, create=False):
