@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from automations.engine import runner
 from automations.models import Run
+from integrations import stripe_webhooks
 from integrations.queue import enqueue
 
 RUN_TASK = "automations.tasks.run_workflow"
@@ -76,6 +77,22 @@ def retry_due_runs(limit=1000):
     return queued
 
 
+def lower_priority(**kwargs):
+    """In a django-q2 worker process (post_spawn), yield the CPU to the web processes.
+
+    On a host running both, a webhook's acknowledgement is what cannot wait (Stripe
+    retries and, after days of failures, disables an endpoint), while a queued run is
+    kept in the database and waits its turn. Only the worker processes are lowered: the
+    cluster's pusher and monitor stay as they are, so work keeps being handed out.
+    """
+    if multiprocessing.current_process().name == "MainProcess":
+        return  # django-q2's sync mode (tests) runs tasks in the calling process
+    wanted = settings.KANRI_WORKER_NICE
+    current = os.nice(0)
+    if wanted > current:
+        os.nice(wanted - current)
+
+
 def start_sweeping(**kwargs):
     """In a django-q2 worker process (its post_spawn signal), sweep every SWEEP seconds.
 
@@ -101,6 +118,9 @@ def _sweep_forever():
     while not stop.wait(SWEEP):
         try:
             retry_due_runs()
+            # The webhook receiver's word that a sync batch is queued may be a moment
+            # stale (integrations.stripe_webhooks.request_sync); this catches what waits.
+            stripe_webhooks.kick_sync_if_due()
         except Exception:
             # Redis or the database away for a moment: the next sweep tries again.
             logger.warning("Sweeping for due runs failed", exc_info=True)

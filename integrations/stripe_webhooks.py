@@ -170,11 +170,7 @@ def receive_webhook(request, uuid):
     if not signature:
         # Not stored, like dj-stripe: anyone can post unsigned junk at a public URL.
         return _error(400, "Missing Stripe-Signature header")
-    endpoint = (
-        WebhookEndpoint.objects.select_related("djstripe_owner_account")
-        .filter(djstripe_uuid=uuid)
-        .first()
-    )
+    endpoint = endpoints.get(uuid)
     if endpoint is None:
         return _error(404, "Unknown webhook endpoint")
 
@@ -211,37 +207,90 @@ def receive_webhook(request, uuid):
     try:
         event = _verify(endpoint, body, signature)
     except InvalidWebhook as e:
-        return refuse(400, str(e), body)
+        if not endpoints.changed(uuid, endpoint):
+            return refuse(400, str(e), body)
+        # The secret was rotated (or the endpoint removed) since this process read it.
+        endpoint = endpoints.get(uuid)
+        if endpoint is None:
+            return _error(404, "Unknown webhook endpoint")
+        try:
+            event = _verify(endpoint, body, signature)
+        except InvalidWebhook as e:
+            return refuse(400, str(e), body)
 
-    # The evidence is committed first and kept whatever happens next.
-    trigger = _record(request, endpoint, body, valid=True)
     try:
-        accept(event, trigger.pk)
+        trigger_id = accept(event, lambda **error: _record(request, endpoint, body, **error))
     except Exception:
         # Not the request's fault (the database failed): Stripe retries, and a retry
         # starts only what is missing.
         logger.exception("Starting workflow runs for %s failed", event["id"])
         return _error(500, "Could not start workflow runs; the event is kept, please retry")
-    return JsonResponse({"received": event["id"], "trigger": trigger.pk})
+    return JsonResponse({"received": event["id"], "trigger": trigger_id})
 
 
-def accept(event, trigger_id):
-    """Send stripe_event_received for a recorded, verified event, then queue its sync.
+class Endpoints:
+    """The webhook endpoints by URL uuid, read once per ENDPOINT_TTL per process.
 
-    A receiver's failure is kept on the delivery row and raised again.
+    Every delivery would otherwise read its endpoint (and account) first. A signature
+    that fails with a cached secret is checked again with the stored one, so a rotated
+    secret never refuses a good delivery; a removed endpoint is noticed within the TTL.
+    """
+
+    def __init__(self):
+        self.rows = {}  # uuid -> (endpoint or None, read at)
+
+    def get(self, uuid):
+        cached = self.rows.get(uuid)
+        if cached and time.monotonic() - cached[1] < ENDPOINT_TTL:
+            return cached[0]
+        endpoint = (
+            WebhookEndpoint.objects.select_related("djstripe_owner_account")
+            .filter(djstripe_uuid=uuid)
+            .first()
+        )
+        self.rows[uuid] = (endpoint, time.monotonic())
+        return endpoint
+
+    def changed(self, uuid, endpoint):
+        """Return whether the stored endpoint differs from `endpoint` (forgetting it)."""
+        self.rows.pop(uuid, None)
+        stored = self.get(uuid)
+        return stored is None or (stored.pk, stored.secret) != (endpoint.pk, endpoint.secret)
+
+    def clear(self):
+        self.rows.clear()
+
+
+ENDPOINT_TTL = 10.0
+endpoints = Endpoints()
+
+
+def accept(event, record):
+    """Record a verified event and start what it starts, in one transaction; return the
+    delivery row's id.
+
+    `record(**error)` writes the delivery row. In the same transaction the receivers of
+    stripe_event_received store the event, create its runs and queue it for the mirror,
+    and their tasks are queued once it commits: one commit per delivery. If that fails,
+    the delivery is recorded again on its own with the reason (the evidence is kept
+    whatever happened), queued for the mirror, and the error raised; Stripe's retry
+    starts only what is missing (runs are unique per workflow and event).
     """
     try:
-        # Receivers write rows in their own transactions and queue work on commit; a
-        # redelivery after a failure here starts only what is missing (runs are unique
-        # per workflow and event).
-        stripe_event_received.send(sender=WebhookEventTrigger, event=event, trigger_id=trigger_id)
+        with transaction.atomic():
+            trigger = record()
+            stripe_event_received.send(
+                sender=WebhookEventTrigger, event=event, trigger_id=trigger.pk
+            )
     except Exception as e:
-        WebhookEventTrigger.objects.filter(pk=trigger_id).update(
-            exception=f"Starting runs failed: {type(e).__name__}: {e}"[:128],
-            traceback=traceback.format_exc(),
-        )
+        reason = f"Starting runs failed: {type(e).__name__}: {e}"
+        with transaction.atomic():
+            trigger = record(error=reason, traceback=traceback.format_exc())
+            queue_for_sync(WebhookEventTrigger, event, trigger.pk)
+        request_sync()
         raise
     request_sync()
+    return trigger.pk
 
 
 def record_listed(event):
@@ -259,16 +308,20 @@ def record_listed(event):
         .order_by("created")
         .first()
     )
-    trigger = WebhookEventTrigger.objects.create(
-        remote_ip="0.0.0.0",  # not from a request
-        headers={"X-Kanri-Source": "reconcile_events"},
-        body=body,
-        valid=True,
-        webhook_endpoint=endpoint,
-        stripe_trigger_account=endpoint.djstripe_owner_account if endpoint else None,
-    )
-    accept(event, trigger.pk)
-    return trigger.pk
+
+    def record(error="", traceback=""):
+        return WebhookEventTrigger.objects.create(
+            remote_ip="0.0.0.0",  # not from a request
+            headers={"X-Kanri-Source": "reconcile_events"},
+            body=body,
+            valid=True,
+            exception=error[:128],
+            traceback=traceback,
+            webhook_endpoint=endpoint,
+            stripe_trigger_account=endpoint.djstripe_owner_account if endpoint else None,
+        )
+
+    return accept(event, record)
 
 
 def _remote_ip(request):
@@ -291,27 +344,49 @@ def _storable(text):
     return _UNSTORABLE.sub("\ufffd", text)
 
 
-def _record(request, endpoint, body, *, valid, error=""):
+def _record(request, endpoint, body, *, valid=True, error="", traceback=""):
     return WebhookEventTrigger.objects.create(
         remote_ip=_remote_ip(request),
         headers={_storable(k): _storable(v) for k, v in request.headers.items()},
         body=_storable(body.decode("utf-8", "replace")),
         valid=valid,
         exception=error[:128],
+        traceback=traceback,
         webhook_endpoint=endpoint,
         stripe_trigger_account=endpoint.djstripe_owner_account,
     )
 
 
-def request_sync():
+def request_sync(force=False):
     """Queue one sync batch, unless one is already queued or running.
 
     One batch at a time, each working for SYNC_BUDGET seconds and then going to the back
     of the queue, keeps workflow runs from waiting behind a backlog of syncs. The mark
     expires by itself if its task is lost.
+
+    A process that found the mark held believes it for SYNC_HELD_BELIEF seconds without
+    asking again (unless `force`d): under load every delivery would otherwise spend a
+    round trip learning that a batch is queued. That batch looks for pending work when
+    it ends and queues the next; what arrives just after that look waits at most for
+    the next delivery or the workers' sweep (`kick_sync_if_due`, every few seconds).
     """
+    global _held_seen_at
+    if not force and time.monotonic() - _held_seen_at < SYNC_HELD_BELIEF:
+        return
     if SyncMark.claim(SYNC_QUEUED, SYNC_MARK_TTL):
         enqueue(SYNC_TASK)
+    else:
+        _held_seen_at = time.monotonic()
+
+
+SYNC_HELD_BELIEF = 0.5
+_held_seen_at = float("-inf")
+
+
+def kick_sync_if_due():
+    """Queue a sync batch if deliveries wait and none is queued (the workers' sweep)."""
+    if _pending(timezone.now()).exists():
+        request_sync(force=True)
 
 
 @receiver(stripe_event_received, dispatch_uid="kanri-mirror-queue")
@@ -352,7 +427,7 @@ def sync_webhooks(budget=SYNC_BUDGET):
     finally:
         SyncMark.release(SYNC_QUEUED)
     if not stripe_down and _pending(timezone.now()).exists():
-        request_sync()
+        request_sync(force=True)
     return synced
 
 
@@ -649,7 +724,7 @@ def retry_syncs(delivery_ids):
         SyncQueue.objects.update_or_create(delivery_id=pk, defaults={"due": now})
     SyncProblem.objects.filter(delivery_id__in=ids).update(next_try=now)
     if ids:
-        transaction.on_commit(request_sync)
+        transaction.on_commit(lambda: request_sync(force=True))
     return len(ids)
 
 
@@ -659,5 +734,5 @@ def retry_unprocessed_webhooks():
     stops retrying a delivery after three days; so do we. Returns how many are due."""
     due = _pending(timezone.now()).count()
     if due:
-        request_sync()  # a lost batch's mark has expired by now (SYNC_MARK_TTL)
+        request_sync(force=True)  # a lost batch's mark has expired by now (SYNC_MARK_TTL)
     return due

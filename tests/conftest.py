@@ -22,9 +22,13 @@ from django.utils import translation
 from django_q.conf import Conf
 from djstripe.models import Account, APIKey, WebhookEndpoint
 
+from automations.triggers import forget_legacy_runs
 from automations.triggers.stripe_event import index as trigger_index
+from integrations import stripe_webhooks
+from integrations.connections import forget_token
 from integrations.stripe_client import get_client
 from integrations.stripe_events import sign
+from integrations.stripe_webhooks import endpoints as webhook_endpoints
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.smtp import SmtpSink
 
@@ -92,6 +96,10 @@ def no_network(settings, monkeypatch):
     get_client.cache_clear()
     monkeypatch.setattr(Conf, "SYNC", True)
     trigger_index.invalidate()  # rolled-back tests reuse primary keys
+    forget_token()  # a rolled-back test's saved Slack token is gone
+    forget_legacy_runs()
+    webhook_endpoints.clear()  # rolled-back tests may reuse an endpoint's uuid
+    monkeypatch.setattr(stripe_webhooks, "_held_seen_at", float("-inf"))  # ask for a batch
     yield
     get_client.cache_clear()
     # A request through LocaleMiddleware leaves its language active in this thread; the

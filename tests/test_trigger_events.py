@@ -73,9 +73,11 @@ def test_the_same_non_stripe_key_with_different_data_stores_two_events(db):
     first = Trigger(TriggerKind.SCHEDULE, "schedule:2026-01-01T09:00:00+00:00", {"n": 1})
     second = Trigger(TriggerKind.SCHEDULE, first.key, {"n": 2})
 
-    ids = [store_event(first), store_event(second), store_event(first)]
+    stored = [store_event(first), store_event(second), store_event(first)]
 
+    ids = [pk for pk, _ in stored]
     assert ids[0] != ids[1] and ids[2] == ids[0]
+    assert [now for _, now in stored] == [True, True, False]
     assert sorted(TriggerEvent.objects.values_list("data", flat=True), key=str) == [
         {"n": 1},
         {"n": 2},

@@ -29,7 +29,7 @@ from functools import cache
 from importlib import import_module
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from automations.engine.conditions import matches
@@ -69,6 +69,58 @@ def start_runs(trigger):
     matched = [(w, v) for w, v, conditions in candidates if matches(conditions, context)[0]]
     if not matched:
         return []
+    # One transaction for the event and its runs (inside the webhook receiver's): their
+    # tasks are queued when it commits.
+    with transaction.atomic(savepoint=False):
+        event_id, stored_now = store_event(trigger)
+        if stored_now and trigger.kind in SHARED_KEY_KINDS and not _runs_without_event():
+            # A Stripe event id stored just now has no runs yet (a run's event is stored
+            # first, in its transaction; a concurrent delivery of the same event waits on
+            # this row and then finds it stored): the runs are inserted in one statement.
+            runs = Run.objects.bulk_create([_new_run(trigger, w, v, event_id) for w, v in matched])
+            for run in runs:
+                queue_run(run.pk)
+            return [run.pk for run in runs]
+        return _start_missing(trigger, matched, event_id)
+
+
+_legacy = {"exist": None}
+
+
+def _runs_without_event():
+    """Whether runs from before events were stored apart (migration 0011) remain: such a
+    run keeps its event inline, so a new event row does not prove it has no runs. Once
+    none remain none can appear, so the answer False is kept."""
+    if _legacy["exist"] is not False:
+        _legacy["exist"] = Run.objects.filter(
+            event__isnull=True, trigger_kind__in=SHARED_KEY_KINDS
+        ).exists()
+    return _legacy["exist"]
+
+
+def forget_legacy_runs():
+    """Ask again (tests: a rolled-back test may have made such a run)."""
+    _legacy["exist"] = None
+
+
+def _new_run(trigger, workflow_id, version_id, event_id):
+    return Run(
+        workflow_id=workflow_id,
+        version_id=version_id,
+        trigger_kind=trigger.kind,
+        trigger_key=trigger.key,
+        event_type=str(trigger.data.get("type") or "")[:100],
+        event_id=event_id,
+        started_by_id=trigger.started_by,
+        batch_id=trigger.batch_id,
+        next_attempt_at=timezone.now(),
+    )
+
+
+def _start_missing(trigger, matched, event_id):
+    """Create the runs this trigger has not started yet (a redelivery, a replay)."""
+    from automations.tasks import queue_run
+
     # Redeliveries are common; finding their runs first keeps them out of the
     # IntegrityError path (and PostgreSQL's error log). The constraint stays the guard.
     existing = set(
@@ -76,26 +128,14 @@ def start_runs(trigger):
             workflow_id__in=[w for w, _ in matched], trigger_key=trigger.key
         ).values_list("workflow_id", flat=True)
     )
-    fresh = [(w, v) for w, v in matched if w not in existing]
-    if not fresh:
-        return []
-    event_id = store_event(trigger)
-    now = timezone.now()
     started = []
-    for workflow_id, version_id in fresh:
+    for workflow_id, version_id in matched:
+        if workflow_id in existing:
+            continue
         try:
             with transaction.atomic():
-                run = Run.objects.create(
-                    workflow_id=workflow_id,
-                    version_id=version_id,
-                    trigger_kind=trigger.kind,
-                    trigger_key=trigger.key,
-                    event_type=str(trigger.data.get("type") or "")[:100],
-                    event_id=event_id,
-                    started_by_id=trigger.started_by,
-                    batch_id=trigger.batch_id,
-                    next_attempt_at=now,
-                )
+                run = _new_run(trigger, workflow_id, version_id, event_id)
+                run.save(force_insert=True)
         except IntegrityError:
             continue  # a repeat: this trigger already started this workflow
         queue_run(run.pk)
@@ -123,12 +163,28 @@ def event_key(trigger):
 
 def store_event(trigger):
     """Store the trigger's data once (a repeat or a second workflow reuses the row); return
-    its id. ON CONFLICT DO NOTHING then a SELECT: two workers storing it at once both win."""
+    (its id, whether it was stored just now).
+
+    INSERT … ON CONFLICT DO NOTHING RETURNING, then a SELECT only for a repeat: two
+    workers storing it at once both win. Django's bulk_create(ignore_conflicts=True)
+    does not return the id, so this one statement is written out.
+    """
     key = event_key(trigger)
-    TriggerEvent.objects.bulk_create(
-        [TriggerEvent(key=key, data=trigger.data)], ignore_conflicts=True
-    )
-    return TriggerEvent.objects.filter(key=key).values_list("pk", flat=True).get()
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ops.quote_name(TriggerEvent._meta.db_table)} (key, data, created_at)"
+            " VALUES (%s, %s, %s) ON CONFLICT (key) DO NOTHING RETURNING id",
+            [
+                key,
+                TriggerEvent._meta.get_field("data").get_db_prep_save(trigger.data, connection),
+                ops.adapt_datetimefield_value(timezone.now()),
+            ],
+        )
+        row = cursor.fetchone()
+    if row:
+        return row[0], True
+    return TriggerEvent.objects.filter(key=key).values_list("pk", flat=True).get(), False
 
 
 def connect():
