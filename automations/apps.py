@@ -12,9 +12,10 @@ class AutomationsConfig(AppConfig):
 
         from automations import triggers
         from automations.roles import ensure_roles
-        from automations.tasks import start_sweeping
+        from automations.tasks import lower_priority, start_sweeping
 
         triggers.connect()  # the kinds that listen for signals
         # Each django-q2 worker sweeps for due runs every few seconds (automations/tasks.py).
         post_spawn.connect(start_sweeping, dispatch_uid="kanri-sweeper")
+        post_spawn.connect(lower_priority, dispatch_uid="kanri-worker-nice")
         post_migrate.connect(ensure_roles, sender=self)

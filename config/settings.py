@@ -185,6 +185,8 @@ KANRI_RUN_RETENTION_DAYS = env.int("KANRI_RUN_RETENTION_DAYS", default=90)
 KANRI_RUN_LEASE_SECONDS = env.float("KANRI_RUN_LEASE_SECONDS", default=30)
 KANRI_HEARTBEAT_SECONDS = env.float("KANRI_HEARTBEAT_SECONDS", default=10)
 KANRI_SWEEP_SECONDS = env.float("KANRI_SWEEP_SECONDS", default=5)
+# Worker processes run at this nice value (automations/tasks.py, lower_priority).
+KANRI_WORKER_NICE = env.int("QUEUE_WORKER_NICE", default=10)
 KANRI_LOST_AFTER_SECONDS = env.float("KANRI_LOST_AFTER_SECONDS", default=120)
 KANRI_RETRY_DELAYS = [
     float(s) for s in env.list("KANRI_RETRY_DELAYS", default=["30", "120", "600", "1800"])
@@ -222,7 +224,7 @@ KANRI_WEBHOOK_ALLOW_LOOPBACK_PORTS = [
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER = {
     "name": env.str("QUEUE_NAME", default="kanri"),
-    "workers": env.int("QUEUE_WORKERS", default=2),
+    "workers": env.int("QUEUE_WORKERS", default=4),
     "timeout": 60,  # a task running longer than this is killed …
     "retry": 90,  # … before the broker would hand it to a second worker
     "max_attempts": 1,
