@@ -68,7 +68,7 @@ def parse(argv=None):
     ap.add_argument(
         "--no-migrate", action="store_true", help="with --reuse-db: the database is migrated"
     )
-    ap.add_argument("--config", default="g3q2", help="gGqQ: gunicorn -w G, QUEUE_WORKERS=Q")
+    ap.add_argument("--config", default="g3q4", help="gGqQ: gunicorn -w G, QUEUE_WORKERS=Q")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="the same loads, smaller")
     mode.add_argument("--smoke", action="store_true", help="correctness only, no floor")

@@ -76,22 +76,26 @@ PAYMENT_INTENT = {
 # fmt: on
 
 
-def seed_objects(stripe_url, tag, n):
+def seed_objects(stripe_url, tag, n, customers=None):
     """Give every event its own payment intent and customer in the fake, as real traffic
-    has, so that any fetch the sync makes succeeds; return loadgen --objects lines."""
+    has, so that any fetch the sync makes succeeds; return loadgen --objects lines.
+
+    With `customers`, the events share that many customers (event i pays as customer
+    i % customers): a shop's returning buyers, whom the mirror fetches once, then knows."""
     http_json(stripe_url + "/_config/kanri/reset", {})  # also empties its request log
     objects, lines = [], []
     created = int(time.time()) - 60
     for i in range(n):
-        pi, cus = f"pi_bench{tag}x{i:06d}", f"cus_bench{tag}x{i:06d}"
+        pi, cus = f"pi_bench{tag}x{i:06d}", f"cus_bench{tag}x{i % (customers or n):06d}"
         # `sources` as Stripe answers it when expanded (dj-stripe asks for it), empty.
         sources = {"object": "list", "data": [], "has_more": False, "total_count": 0}
-        objects.append(
-            CUSTOMER
-            | {"id": cus, "created": created, "email": f"buyer{i}@example.test"}
-            | {"name": f"Buyer {i}", "invoice_prefix": f"B{i:06d}"}
-            | {"sources": sources | {"url": f"/v1/customers/{cus}/sources"}}
-        )
+        if i < (customers or n):
+            objects.append(
+                CUSTOMER
+                | {"id": cus, "created": created, "email": f"buyer{i}@example.test"}
+                | {"name": f"Buyer {i}", "invoice_prefix": f"B{i:06d}"}
+                | {"sources": sources | {"url": f"/v1/customers/{cus}/sources"}}
+            )
         objects.append(
             PAYMENT_INTENT
             | {"id": pi, "created": created, "customer": cus, "client_secret": pi + "_secret_x"}

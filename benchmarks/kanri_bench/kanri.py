@@ -27,7 +27,7 @@ def python_path():
     return os.pathsep.join([str(ROOT), str(ROOT / "benchmarks")])
 
 
-def env_for(db_name, redis_url, *, stripe_host, sink_port, queue_workers=2):
+def env_for(db_name, redis_url, *, stripe_host, sink_port, queue_workers=4):
     """What Kanri's processes get: every setting from variables, no .env file."""
     env = dict(os.environ)
     env.update(
@@ -271,7 +271,8 @@ class Kanri:
             ).fetchall()
             # The event id is only in the body until the sync sets event_id: parse the body.
             triggers = conn.execute(
-                "SELECT (body::jsonb)->>'id', processed, exception, extract(epoch FROM updated)"
+                "SELECT (body::jsonb)->>'id', processed, exception, extract(epoch FROM updated),"
+                " extract(epoch FROM updated - created)"
                 " FROM djstripe_webhookeventtrigger WHERE created >= to_timestamp(%s)",
                 [since_epoch - 5],
             ).fetchall()
@@ -289,6 +290,8 @@ class Kanri:
                 exceptions[t[2][:70]] = exceptions.get(t[2][:70], 0) + 1
         queue_wait = [(r[4] - r[3]).total_seconds() * 1000 for r in runs if r[4]]
         execution = [(r[5] - r[4]).total_seconds() * 1000 for r in runs if r[5] and r[4]]
+        # Mirror lag: from the delivery's row to its sync (the sync stamps `updated`).
+        lag = [float(t[4]) * 1000 for t in triggers if t[1]]
         done = [float(t[3]) for t in triggers if t[1]] + [r[5].timestamp() for r in runs if r[5]]
         row_bytes = sum(r[6] for r in runs) + sum(s[2] or 0 for s in steps)
         return {
@@ -306,6 +309,7 @@ class Kanri:
             "stripe_events": events,
             "distinct_events": len(ids),
             "queue_wait_ms": (pct(queue_wait, 50), pct(queue_wait, 99)),
+            "mirror_lag_ms": (pct(lag, 50), pct(lag, 99)),
             "execution_ms": (pct(execution, 50), pct(execution, 99)),
             "last_task_done": max(done) if done else None,
             # Row bytes of this load's runs and steps, and the tables' size on disk per run.

@@ -35,8 +35,10 @@ SMOKE = [
     {"label": "smoke-r50-resend", "rate": 50, "duration": 4, "match": 0.5, "resend": 0.2},
 ]
 # Kanri only: each Stripe call slowed to a real round trip; and the cluster killed mid-load.
+# Its events come from 50 returning customers, each fetched once (by the warm-up) and then
+# known to the mirror: the "calls per event for known customers".
 STRIPE_SLOW = {"label": "r100-m03-stripe150", "rate": 100, "duration": 20, "match": 0.3}
-STRIPE_SLOW |= {"stripe_ms": 150}
+STRIPE_SLOW |= {"stripe_ms": 150, "customers": 50, "warmup": 50}
 CRASH = {"label": "r50-m1-crash", "rate": 50, "duration": 20, "match": 1.0, "crash_at": 8}
 
 
@@ -65,7 +67,9 @@ def run(target, load, ctx):
     if target.stripe_url:
         # Warm-up events refer to the objects after the measured ones: seed those too.
         tag = f"{ctx['run_id']}{ctx['seed']}"  # never an object an earlier load synced
-        lines = fake_stripe.seed_objects(target.stripe_url, tag, n_events + load.get("warmup", 0))
+        lines = fake_stripe.seed_objects(
+            target.stripe_url, tag, n_events + load.get("warmup", 0), load.get("customers")
+        )
         objects = out_dir / f"{label}.objects"
         objects.write_text("\n".join(lines) + "\n")
         fake_stripe.set_latency(target.stripe_url, load.get("stripe_ms", 0))

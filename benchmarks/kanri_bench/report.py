@@ -141,7 +141,9 @@ def report(results, meta):
             f" {d['triggers_processed']} synced, {d['triggers_failed']} failed"
             f" {d['trigger_exceptions'] or ''}; dj-stripe Event rows {d['stripe_events']}/"
             f"{d['distinct_events']}; queue wait p50/p99 {fmt(d['queue_wait_ms'][0])}/"
-            f"{fmt(d['queue_wait_ms'][1])} ms; settled {st['waited_s']} s after loadgen,"
+            f"{fmt(d['queue_wait_ms'][1])} ms; mirror lag p50/p99"
+            f" {fmt(d['mirror_lag_ms'][0])}/{fmt(d['mirror_lag_ms'][1])} ms;"
+            f" settled {st['waited_s']} s after loadgen,"
             f" left {st['pending_triggers']} syncs + {st['pending_runs']} runs pending"
         )
         print(
