@@ -185,6 +185,9 @@ KANRI_RUN_RETENTION_DAYS = env.int("KANRI_RUN_RETENTION_DAYS", default=90)
 KANRI_RUN_LEASE_SECONDS = env.float("KANRI_RUN_LEASE_SECONDS", default=30)
 KANRI_HEARTBEAT_SECONDS = env.float("KANRI_HEARTBEAT_SECONDS", default=10)
 KANRI_SWEEP_SECONDS = env.float("KANRI_SWEEP_SECONDS", default=5)
+# How many unknown related objects (customers, charges) the mirror fetches from Stripe at
+# once (integrations/stripe_sync.py, prefetch).
+KANRI_MIRROR_FETCHES = env.int("MIRROR_FETCHES", default=8)
 # Worker processes run at this nice value (automations/tasks.py, lower_priority).
 KANRI_WORKER_NICE = env.int("QUEUE_WORKER_NICE", default=10)
 KANRI_LOST_AFTER_SECONDS = env.float("KANRI_LOST_AFTER_SECONDS", default=120)

@@ -9,11 +9,13 @@ module knows Stripe and dj-stripe, nothing of workflows.
 
 import contextvars
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 
 import stripe
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -184,6 +186,7 @@ class _Batch:
     owners: dict = field(default_factory=dict)
     fetches: int = 0
     offline: bool = False  # set on a transient Stripe error: no more calls this batch
+    failed_fetches: dict = field(default_factory=dict)  # object id -> its prefetch's error
 
 
 @contextmanager
@@ -243,6 +246,8 @@ def _install_hooks():
         if state is not None:
             if not _fetch_allowed.get():
                 raise _NotFetched(self.id)
+            if self.id in state.failed_fetches:
+                raise state.failed_fetches.pop(self.id)  # asked once already (prefetch)
             if state.offline:
                 raise StripeDeferred(self.id)
             state.fetches += 1
@@ -322,6 +327,77 @@ def coalesce(events):
         else:
             to_apply.append((e, p))
     return to_apply, superseded
+
+
+def prefetch(planned, state):
+    """Fetch the unknown related objects of a batch's payloads from Stripe at once, a few
+    requests in parallel, and write them into the mirror; return how many it fetched.
+
+    `planned` is [(event, plan, api_key)] of the events about to be applied. dj-stripe
+    would fetch each unknown relation (FETCHED_RELATIONS) one by one while mapping its
+    object: with Stripe answering in 150 ms that is ~7 a second, far behind a busy
+    account. Only HTTP runs in the threads (no database); the objects are written here,
+    in the caller's transaction, each in its own savepoint.
+
+    It asks in waves of KANRI_MIRROR_FETCHES and stops after a wave with a transient
+    error, so an outage costs one wave of calls per batch, not one per object. A fetch
+    that failed is not repeated: the event that needs the object meets that same error
+    when dj-stripe asks (`counted_api_retrieve`), and records and classifies it as if
+    it had been asked then.
+    """
+    from djstripe.models.base import StripeModel
+
+    wanted = {}  # (related model, api key) -> ids the payloads name
+    for event, p, api_key in planned:
+        if event.get("account"):
+            continue  # a connected account's object: dj-stripe's own path knows whose
+        obj = event["data"]["object"]
+        for f in p.model._meta.fields:
+            related = f.related_model if f.many_to_one else None
+            if related is None or related.__name__ not in FETCHED_RELATIONS:
+                continue
+            if not issubclass(related, StripeModel) or not isinstance(obj.get(f.name), str):
+                continue  # absent, or expanded in the payload (an object, not an id)
+            wanted.setdefault((related, api_key), set()).add(obj[f.name])
+    jobs = []
+    for (model, api_key), ids in wanted.items():
+        known = set(model.objects.filter(id__in=ids).values_list("id", flat=True))
+        # Read here, not in the threads: dj-stripe looks the key's account up in the
+        # database.
+        account = model(id="")._get_stripe_account_id(api_key)
+        jobs += [(model, object_id, api_key, account) for object_id in sorted(ids - known)]
+    if not jobs or state.offline:
+        return 0
+
+    def fetch(job):
+        model, object_id, api_key, account = job
+        try:
+            return model(id=object_id).api_retrieve(api_key=api_key, stripe_account=account)
+        except stripe.StripeError as error:
+            return error
+
+    wave, asked = settings.KANRI_MIRROR_FETCHES, 0
+    with ThreadPoolExecutor(max_workers=wave) as pool:
+        for start in range(0, len(jobs), wave):
+            batch_jobs = jobs[start : start + wave]
+            answers = list(pool.map(fetch, batch_jobs))
+            asked += len(batch_jobs)
+            failing = False
+            for (model, object_id, api_key, _), answer in zip(batch_jobs, answers, strict=True):
+                if isinstance(answer, stripe.StripeError):
+                    state.failed_fetches[object_id] = answer
+                    failing = failing or not classify_failure(answer).permanent
+                    continue
+                try:
+                    with transaction.atomic():
+                        model.sync_from_stripe_data(answer, api_key=api_key)
+                except Exception:
+                    continue  # the event's own sync meets it again, and records why
+            if failing:
+                state.offline = True  # Stripe is failing: the batch asks it nothing more
+                break
+    state.fetches += asked
+    return asked
 
 
 def event_row(event, api_key):

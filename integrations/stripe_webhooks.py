@@ -510,6 +510,20 @@ def _sync(queued, deadline=None):
             Event.objects.filter(id__in={e["id"] for e in events}).values_list("id", flat=True)
         )
         record, marks, winners_done = [], {}, set()
+
+        def due(event, p):
+            newest = applied.get(p.object_id, (-1, ""))
+            stale = p.guarded and newest >= stripe_sync.event_key(event)
+            return not (event["id"] in existing or stale or p.action == "record")
+
+        stripe_sync.prefetch(
+            [
+                (event, p, _api_key(triggers[pk_of[id(event)]], keys))
+                for event, p in to_apply
+                if p.action == "sync" and due(event, p)
+            ],
+            state,
+        )
         for event, p in to_apply:
             pk = pk_of[id(event)]
             key = _api_key(triggers[pk], keys)

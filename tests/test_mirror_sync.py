@@ -212,13 +212,40 @@ def test_during_a_stripe_outage_events_needing_nothing_from_stripe_still_sync(
         event("payment_intent.succeeded", create_payment_intent(customer=known["id"])),
     ]
     record_deliveries(monkeypatch, post_event, sent)
-    fake_stripe.fail(f"/v1/customers/{unknown['id']}", method="GET", status=503)
+    for customer in (unknown, later):
+        fake_stripe.fail(f"/v1/customers/{customer['id']}", method="GET", status=503)
 
     assert sync_webhooks() == 1
 
-    # One failed call, then nothing more is asked of Stripe in that batch.
-    assert stripe_gets(fake_stripe) == [("GET", f"/v1/customers/{unknown['id']}")]
+    # The batch's unknown customers are asked for at once, each once; both fail.
+    assert sorted(stripe_gets(fake_stripe)) == sorted(
+        ("GET", f"/v1/customers/{c['id']}") for c in (unknown, later)
+    )
     assert list(PaymentIntent.objects.values_list("customer_id", flat=True)) == [known["id"]]
     rows = WebhookEventTrigger.objects.order_by("pk").values_list("processed", "exception")
-    assert list(rows)[1:] == [(False, "APIError: Injected failure"), (False, ""), (True, "")]
-    assert SyncQueue.objects.count() == 2  # the failed one (backing off) and the deferred one
+    failed = (False, "APIError: Injected failure")
+    assert list(rows)[1:] == [failed, failed, (True, "")]
+    assert SyncQueue.objects.count() == 2  # both backing off
+
+
+def test_a_batchs_unknown_customers_are_fetched_together_each_once(
+    post_event, fake_stripe, monkeypatch
+):
+    customers = [create_customer() for _ in range(5)]
+    sent = [
+        event("payment_intent.succeeded", create_payment_intent(customer=c["id"]))
+        for c in customers + customers[:2]  # two of them pay twice
+    ]
+    record_deliveries(monkeypatch, post_event, sent)
+
+    assert sync_webhooks() == 7
+
+    assert sorted(stripe_gets(fake_stripe)) == sorted(
+        ("GET", f"/v1/customers/{c['id']}") for c in customers
+    )
+    assert sorted(PaymentIntent.objects.values_list("customer_id", flat=True)) == sorted(
+        c["id"] for c in customers + customers[:2]
+    )
+    assert sorted(Customer.objects.values_list("id", flat=True)) == sorted(
+        c["id"] for c in customers
+    )

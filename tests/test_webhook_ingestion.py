@@ -227,27 +227,35 @@ def test_a_sync_batch_yields_the_worker_after_its_time_budget(
 
 
 def test_a_stripe_outage_stops_the_batch_instead_of_holding_the_worker(
-    post_event, fake_stripe, monkeypatch
+    post_event, fake_stripe, monkeypatch, settings
 ):
-    # Payment intents of customers not mirrored yet: each sync must fetch its customer.
-    first, second = create_customer(), create_customer()
+    # Payment intents of customers not mirrored yet: each sync must fetch its customer,
+    # two at a time; Stripe fails them all.
+    settings.KANRI_MIRROR_FETCHES = 2
+    customers = [create_customer() for _ in range(4)]
     record_deliveries(
         monkeypatch,
         post_event,
         [
-            event("payment_intent.succeeded", create_payment_intent(customer=first["id"])),
-            event("payment_intent.succeeded", create_payment_intent(customer=second["id"])),
+            event("payment_intent.succeeded", create_payment_intent(customer=c["id"]))
+            for c in customers
         ],
     )
-    fake_stripe.fail(f"/v1/customers/{first['id']}", method="GET", status=503)
+    for c in customers:
+        fake_stripe.fail(f"/v1/customers/{c['id']}", method="GET", status=503)
 
     assert sync_webhooks() == 0
 
-    assert fake_stripe.requests(path=f"/v1/customers/{second['id']}", method="GET") == []
-    assert list(WebhookEventTrigger.objects.order_by("pk").values_list("exception", flat=True)) == [
-        "APIError: Injected failure",
-        "",
-    ]
+    # One wave of two calls, then nothing more is asked of Stripe in that batch.
+    asked = {r["path"].rsplit("/", 1)[1] for r in fake_stripe.requests(method="GET")}
+    assert len(asked) == 2 and len(fake_stripe.requests(method="GET")) == 2
+    exceptions = {
+        json.loads(t.body)["data"]["object"]["customer"]: t.exception
+        for t in WebhookEventTrigger.objects.all()
+    }
+    assert exceptions == {
+        c["id"]: "APIError: Injected failure" if c["id"] in asked else "" for c in customers
+    }
 
 
 def test_syncing_a_delivery_twice_does_nothing_the_second_time(post_event, fake_stripe):
