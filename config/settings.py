@@ -187,7 +187,7 @@ KANRI_HEARTBEAT_SECONDS = env.float("KANRI_HEARTBEAT_SECONDS", default=10)
 KANRI_SWEEP_SECONDS = env.float("KANRI_SWEEP_SECONDS", default=5)
 # How many unknown related objects (customers, charges) the mirror fetches from Stripe at
 # once (integrations/stripe_sync.py, prefetch).
-KANRI_MIRROR_FETCHES = env.int("MIRROR_FETCHES", default=8)
+KANRI_MIRROR_FETCHES = env.int("MIRROR_FETCHES", default=4)
 # Worker processes run at this nice value (automations/tasks.py, lower_priority).
 KANRI_WORKER_NICE = env.int("QUEUE_WORKER_NICE", default=10)
 KANRI_LOST_AFTER_SECONDS = env.float("KANRI_LOST_AFTER_SECONDS", default=120)

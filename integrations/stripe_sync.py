@@ -8,6 +8,8 @@ module knows Stripe and dj-stripe, nothing of workflows.
 """
 
 import contextvars
+import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -373,31 +375,50 @@ def prefetch(planned, state):
         model, object_id, api_key, account = job
         try:
             return model(id=object_id).api_retrieve(api_key=api_key, stripe_account=account)
-        except stripe.StripeError as error:
+        except Exception as error:  # classified below, in this thread
             return error
 
-    wave, asked = settings.KANRI_MIRROR_FETCHES, 0
-    with ThreadPoolExecutor(max_workers=wave) as pool:
-        for start in range(0, len(jobs), wave):
-            batch_jobs = jobs[start : start + wave]
-            answers = list(pool.map(fetch, batch_jobs))
-            asked += len(batch_jobs)
-            failing = False
-            for (model, object_id, api_key, _), answer in zip(batch_jobs, answers, strict=True):
-                if isinstance(answer, stripe.StripeError):
-                    state.failed_fetches[object_id] = answer
-                    failing = failing or not classify_failure(answer).permanent
-                    continue
-                try:
-                    with transaction.atomic():
-                        model.sync_from_stripe_data(answer, api_key=api_key)
-                except Exception:
-                    continue  # the event's own sync meets it again, and records why
-            if failing:
-                state.offline = True  # Stripe is failing: the batch asks it nothing more
-                break
+    wave, asked, pool = settings.KANRI_MIRROR_FETCHES, 0, _fetch_pool()
+    for start in range(0, len(jobs), wave):
+        batch_jobs = jobs[start : start + wave]
+        answers = list(pool.map(fetch, batch_jobs))
+        asked += len(batch_jobs)
+        failing = False
+        for (model, object_id, api_key, _), answer in zip(batch_jobs, answers, strict=True):
+            if isinstance(answer, stripe.StripeError):
+                state.failed_fetches[object_id] = answer
+                failing = failing or not classify_failure(answer).permanent
+                continue
+            if isinstance(answer, Exception):
+                continue  # not Stripe's answer: the event's own sync meets it and says so
+            try:
+                with transaction.atomic():
+                    model.sync_from_stripe_data(answer, api_key=api_key)
+            except Exception:
+                continue  # the event's own sync meets it again, and records why
+        if failing:
+            state.offline = True  # Stripe is failing: the batch asks it nothing more
+            break
     state.fetches += asked
     return asked
+
+
+_pool = {"pid": None, "executor": None}
+_pool_lock = threading.Lock()
+
+
+def _fetch_pool():
+    """This process's fetch threads, started once: each keeps its HTTP session (Stripe's
+    client has one per thread), so a batch reuses open connections instead of opening
+    a TLS connection per thread, and the process keeps a fixed number of threads.
+    Keyed by pid: django-q2 forks its workers."""
+    with _pool_lock:
+        if _pool["pid"] != os.getpid():
+            _pool["pid"] = os.getpid()
+            _pool["executor"] = ThreadPoolExecutor(
+                max_workers=settings.KANRI_MIRROR_FETCHES, thread_name_prefix="kanri-fetch"
+            )
+        return _pool["executor"]
 
 
 def event_row(event, api_key):

@@ -82,6 +82,10 @@ def parse(argv=None):
     ap.add_argument("--stripe-slow", action="store_true", help="+ 100/s with Stripe +150 ms")
     ap.add_argument("--crash-test", action="store_true", help="+ SIGKILL qcluster mid-load")
     ap.add_argument("--admin-runs", type=int, default=0, help="+ the admin at N runs")
+    ap.add_argument("--loads", help="only these loads, by label (comma-separated, e.g. r200-m03)")
+    ap.add_argument(
+        "--gunicorn-args", default="", help="more gunicorn options for Kanri, e.g. --preload"
+    )
     ap.add_argument("--drain-timeout", type=int, default=300, help="max wait per load (s)")
     ap.add_argument("--out-dir", help="default: var/bench/<timestamp>")
     return ap.parse_args(argv)
@@ -104,6 +108,9 @@ def main(argv=None):
     signal.signal(signal.SIGHUP, on_signal)
     g, q = (int(x) for x in args.config.lstrip("g").split("q"))
     the_loads = loads.SMOKE if args.smoke else loads.QUICK if args.quick else loads.FULL
+    if args.loads:
+        wanted = args.loads.split(",")
+        the_loads = [x for x in the_loads if x["label"] in wanted]
     results = []
     try:
         sink_port = free_port()
@@ -134,6 +141,7 @@ def main(argv=None):
             "seed": 1,
             "run_id": time.strftime("%H%M%S"),
             "free_port": free_port,
+            "gunicorn_args": args.gunicorn_args.split(),
         }
         code_at_start = git_state()
         if not (args.smoke or args.no_floor):
@@ -152,6 +160,8 @@ def main(argv=None):
             extra.append(loads.STRIPE_SLOW)
         if args.crash_test:
             extra.append(loads.CRASH)
+        if args.loads:
+            extra = [x for x in extra if x["label"] in args.loads.split(",")]
         print(f"Kanri {args.config}: gunicorn -w {g}, QUEUE_WORKERS={q}", flush=True)
         with kanri.Kanri(ctx, g, q) as target:
             for load in the_loads + extra:

@@ -150,7 +150,7 @@ class Kanri:
         argv = [VENV_BIN / "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", self.g]
         # gunicorn otherwise opens ~/.gunicorn/gunicorn.ctl, shared with any other gunicorn.
         argv += ["--worker-class", "sync", "--timeout", 30, "--no-control-socket"]
-        argv += ["--backlog", 2048]
+        argv += ["--backlog", 2048, *self.ctx.get("gunicorn_args", ())]
         out_dir = self.ctx["out_dir"]
         self.gunicorn = start("gunicorn", argv, self.env, out_dir, cwd=ROOT)
         self.start_cluster()
