@@ -512,10 +512,13 @@ def _sync(queued, deadline=None):
         record, marks, winners_done = [], {}, set()
 
         def due(event, p):
+            """Whether the event's object is to be written (not only its Event row)."""
             newest = applied.get(p.object_id, (-1, ""))
             stale = p.guarded and newest >= stripe_sync.event_key(event)
             return not (event["id"] in existing or stale or p.action == "record")
 
+        # The unknown customers of the whole batch first, several at once. With a slow
+        # Stripe this can outlast SYNC_BUDGET: what it fetched is what the loop needs.
         stripe_sync.prefetch(
             [
                 (event, p, _api_key(triggers[pk_of[id(event)]], keys))
@@ -527,9 +530,7 @@ def _sync(queued, deadline=None):
         for event, p in to_apply:
             pk = pk_of[id(event)]
             key = _api_key(triggers[pk], keys)
-            newest = applied.get(p.object_id, (-1, ""))
-            stale = p.guarded and newest >= stripe_sync.event_key(event)
-            if event["id"] in existing or stale or p.action == "record":
+            if not due(event, p):  # recorded already, older than what was applied, or no object
                 record.append((event, key))
                 result.synced[pk] = event["id"]
                 winners_done.add(p.object_id)

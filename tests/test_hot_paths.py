@@ -237,6 +237,9 @@ def _nice_in_a_worker(pipe):
 
     lower_priority(sender="django_q", proc_name="Worker-1")
     pipe.send(os.nice(0))
+    # Out at once: the parent's database connection, inherited by the fork, must not be
+    # closed (terminated) from here.
+    os._exit(0)
 
 
 def test_a_worker_process_yields_the_cpu_to_the_web_processes(settings):

@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import connection
 from django_q.conf import Conf
 
+from automations.tasks import RUN_TASK
 from tests.builders import create_workflow, event, payment_intent_dict
 from tests.conftest import (
     free_port,
@@ -368,14 +369,18 @@ class Cluster:
     def _logs(self):
         return self.log_path.read_text() if self.log_path.exists() else ""
 
-    def busy_workers(self):
-        """Pids of the workers carrying a task now: its "processing <task>" line has no
-        "Processed … (<task>)" or "Failed … (<task>)" line after it."""
+    def busy_workers(self, func=RUN_TASK):
+        """Pids of the workers carrying a task of `func` now: its "processing <task>" line
+        has no "Processed … (<task>)" or "Failed … (<task>)" line after it.
+
+        Only runs by default: a mirror sync batch is short, and a worker the log still
+        shows on one may be back in the queue's get() when the signal lands, which
+        wedges the cluster (see `kill_busy_workers`)."""
         logs, alive = self._logs(), set(self.workers())
         names = dict(re.findall(r"(Process-\w+) ready for work at (\d+)", logs))
         busy = []
         for name, pid in names.items():
-            tasks = re.findall(rf"{name} processing (\S+) ", logs)
+            tasks = re.findall(rf"{name} processing (\S+) '{re.escape(func)}'", logs)
             if tasks and int(pid) in alive:
                 last = logs.rindex(f"{name} processing {tasks[-1]} ")
                 if f"({tasks[-1]})" not in logs[last:]:
