@@ -207,12 +207,14 @@ def receive_webhook(request, uuid):
     try:
         event = _verify(endpoint, body, signature)
     except InvalidWebhook as e:
-        if not endpoints.changed(uuid, endpoint):
-            return refuse(400, str(e), body)
-        # The secret was rotated (or the endpoint removed) since this process read it.
-        endpoint = endpoints.get(uuid)
-        if endpoint is None:
+        # The secret may have been rotated (or the endpoint removed) since this process
+        # read it: the stored one decides.
+        stored = endpoints.reread(uuid)
+        if stored is None:
             return _error(404, "Unknown webhook endpoint")
+        if (stored.pk, stored.secret) == (endpoint.pk, endpoint.secret):
+            return refuse(400, str(e), body)
+        endpoint = stored
         try:
             event = _verify(endpoint, body, signature)
         except InvalidWebhook as e:
@@ -251,11 +253,10 @@ class Endpoints:
         self.rows[uuid] = (endpoint, time.monotonic())
         return endpoint
 
-    def changed(self, uuid, endpoint):
-        """Return whether the stored endpoint differs from `endpoint` (forgetting it)."""
+    def reread(self, uuid):
+        """Return the endpoint as stored now (read again, and kept)."""
         self.rows.pop(uuid, None)
-        stored = self.get(uuid)
-        return stored is None or (stored.pk, stored.secret) != (endpoint.pk, endpoint.secret)
+        return self.get(uuid)
 
     def clear(self):
         self.rows.clear()
