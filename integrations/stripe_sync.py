@@ -349,6 +349,8 @@ def prefetch(planned, state):
     """
     from djstripe.models.base import StripeModel
 
+    if state.offline:
+        return 0  # Stripe failed earlier in this batch: nothing is asked of it
     wanted = {}  # (related model, api key) -> ids the payloads name
     for event, p, api_key in planned:
         if event.get("account"):
@@ -368,7 +370,7 @@ def prefetch(planned, state):
         # database.
         account = model(id="")._get_stripe_account_id(api_key)
         jobs += [(model, object_id, api_key, account) for object_id in sorted(ids - known)]
-    if not jobs or state.offline:
+    if not jobs:
         return 0
 
     def fetch(job):
