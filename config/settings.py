@@ -120,8 +120,11 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     # Health checks on: after a database restart or failover (pg_terminate_backend in
     # tests/reliability), each web thread's dead persistent connection answered its next
-    # request with a 500. The check is one `SELECT 1` per request that reuses a connection.
+    # request with a 500. Kanri's backend checks the socket instead of sending a `SELECT 1`
+    # per request and per task (config/postgresql/base.py).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -10,11 +10,13 @@ generated" (https://docs.stripe.com/webhooks#handle-duplicate-events).
 import time
 
 import pytest
+from django.db import connection
 from djstripe.models import WebhookEventTrigger
 
 from automations.models import Run
 from tests.builders import event, mail_ops_workflow, random_id
 from tests.conftest import wait_until
+from tests.reliability.web import WEB_THREADS, WEB_WORKERS
 
 pytestmark = pytest.mark.cluster
 
@@ -168,3 +170,52 @@ def test_events_out_of_order_are_all_kept_and_each_runs_once(served, counts):
         "Status: past_due\n",
     ]
     assert sorted(WebhookEventTrigger.objects.values_list("valid", flat=True)) == [True] * 5
+
+
+def test_deliveries_after_the_database_ended_every_connection_are_all_answered(served, counts):
+    """A restart or failover ends every kept connection; the next request on each web
+    thread, and the next task of each worker, must notice before its first query
+    (config/postgresql/base.py) instead of failing it."""
+    workflow = mail_workflow("customer.subscription.created")
+    served.await_index()
+    sent = [event("customer.subscription.created", subscription("active")) for _ in range(12)]
+    counts.add("deliveries_sent", len(sent))
+    body, headers = served.signed(sent[0])
+    # At once, so that every web thread has opened (and kept) a connection.
+    statuses = served.deliver_at_once(body, headers, WEB_WORKERS * WEB_THREADS)
+    counts.add("duplicates_injected", WEB_WORKERS * WEB_THREADS - 1)
+    statuses += [served.deliver(e).status for e in sent[1:4]]
+    # Ended between bursts, as a restart comes: a run cut off mid-send is another test's.
+    wait_until(
+        lambda: (
+            Run.objects.filter(status=Run.Status.SUCCEEDED).count() == 4 and len(served.mail()) == 4
+        ),
+        timeout=45,
+        message="the first four runs",
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        ended = [pid for pid, _ in cursor.fetchall()]
+        counts.fault("pg_terminate_backend (every web and worker connection)")
+
+        def gone():
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [ended])
+            return cursor.fetchone()[0] == 0
+
+        # As after a restart: the old sessions are gone before the next request comes.
+        wait_until(gone, timeout=10, message="the ended sessions to exit")
+    assert len(ended) >= WEB_WORKERS  # at least one kept connection per web process
+    statuses += [served.deliver(e).status for e in sent[4:]]
+
+    assert statuses == [200] * (WEB_WORKERS * WEB_THREADS + len(sent) - 1)
+    runs, mail = settle(served, counts, runs=len(sent), mails=len(sent))
+    assert sorted((r.workflow_id, r.trigger_key) for r in runs) == sorted(
+        (workflow.pk, e["id"]) for e in sent
+    )
+    assert sorted(message["Subject"] for _, message in mail) == sorted(
+        f"customer.subscription.created {e['data']['object']['id']}" for e in sent
+    )
