@@ -69,6 +69,12 @@ def parse(argv=None):
         "--no-migrate", action="store_true", help="with --reuse-db: the database is migrated"
     )
     ap.add_argument("--config", default="g3q4", help="gGqQ: gunicorn -w G, QUEUE_WORKERS=Q")
+    ap.add_argument(
+        "--clusters",
+        type=int,
+        default=1,
+        help="qcluster processes (as on N hosts), each with QUEUE_WORKERS=Q, one Redis and DB",
+    )
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="the same loads, smaller")
     mode.add_argument("--smoke", action="store_true", help="correctness only, no floor")
@@ -162,8 +168,9 @@ def main(argv=None):
             extra.append(loads.CRASH)
         if args.loads:
             extra = [x for x in extra if x["label"] in args.loads.split(",")]
-        print(f"Kanri {args.config}: gunicorn -w {g}, QUEUE_WORKERS={q}", flush=True)
-        with kanri.Kanri(ctx, g, q) as target:
+        clusters = f", {args.clusters} qclusters" if args.clusters > 1 else ""
+        print(f"Kanri {args.config}: gunicorn -w {g}, QUEUE_WORKERS={q}{clusters}", flush=True)
+        with kanri.Kanri(ctx, g, q, args.clusters) as target:
             for load in the_loads + extra:
                 measure(target, load, ctx, results)
         report(
@@ -172,7 +179,7 @@ def main(argv=None):
                 "started": started,
                 "harness": harness.dir,
                 "stripe_choice": stripe_choice,
-                "config": args.config,
+                "config": args.config + (f" x{args.clusters}" if args.clusters > 1 else ""),
                 "db": args.db,
                 "redis_url": args.redis_url,
                 "out_dir": out_dir,

@@ -123,13 +123,21 @@ def start_fake_stripe(out_dir, port):
     return proc
 
 
+def cluster_name(i):
+    """qcluster, qcluster2, …: the names of the processes, their logs and their figures."""
+    return "qcluster" if i == 0 else f"qcluster{i + 1}"
+
+
 class Kanri:
-    """One configuration gGqQ of Kanri: gunicorn -w G and qcluster with QUEUE_WORKERS=Q."""
+    """One configuration gGqQ of Kanri: gunicorn -w G and `clusters` qcluster processes
+    with QUEUE_WORKERS=Q each, as on that many hosts sharing one Redis and PostgreSQL."""
 
     name = "kanri"
 
-    def __init__(self, ctx, g, q):
+    def __init__(self, ctx, g, q, clusters=1):
         self.ctx, self.g, self.q = ctx, g, q
+        self.cluster_names = [cluster_name(i) for i in range(clusters)]
+        self.clusters = {}
         self.db_name = ctx["db_name"]
         self.env = env_for(
             ctx["db_name"],
@@ -138,7 +146,7 @@ class Kanri:
             sink_port=ctx["sink_port"],
             queue_workers=q,
         )
-        self.logs = ("gunicorn", "qcluster")
+        self.logs = ("gunicorn", *self.cluster_names)
         self.watch = {"postgres": find_pid("postgres"), "redis": find_pid("redis-server")}
         self.stripe_url = ctx["stripe_url"]
 
@@ -153,7 +161,8 @@ class Kanri:
         argv += ["--backlog", 2048, *self.ctx.get("gunicorn_args", ())]
         out_dir = self.ctx["out_dir"]
         self.gunicorn = start("gunicorn", argv, self.env, out_dir, cwd=ROOT)
-        self.start_cluster()
+        for name in self.cluster_names:
+            self.start_cluster(name)
         wait_port(port, self.gunicorn)
         self.url = f"http://127.0.0.1:{port}{self.ctx['path']}"
         self.watch["gunicorn"] = self.gunicorn.pid
@@ -161,22 +170,24 @@ class Kanri:
         return self
 
     def __exit__(self, *exc):
-        stop(self.cluster, grace=30)
+        for cluster in self.clusters.values():
+            stop(cluster, grace=30)
         stop(self.gunicorn)
 
-    def start_cluster(self):
+    def start_cluster(self, name):
         argv = [VENV_BIN / "python", "manage.py", "qcluster"]
-        self.cluster = start("qcluster", argv, self.env, self.ctx["out_dir"], cwd=ROOT)
-        self.watch["qcluster"] = self.cluster.pid
+        self.clusters[name] = start(name, argv, self.env, self.ctx["out_dir"], cwd=ROOT)
+        self.watch[name] = self.clusters[name].pid
 
     def crash_cluster(self):
-        """SIGKILL the whole cluster mid-load (a host or OOM kill) and start a new one at
+        """SIGKILL the (first) cluster mid-load (a host or OOM kill) and start a new one at
         once: whatever the old one had taken from Redis is gone with it."""
-        old = self.cluster
-        print(f"    SIGKILL qcluster (pid {old.pid}) and restarting it", flush=True)
+        name = self.cluster_names[0]
+        old = self.clusters[name]
+        print(f"    SIGKILL {name} (pid {old.pid}) and restarting it", flush=True)
         os.killpg(old.pid, signal.SIGKILL)
         stop(old, grace=5)
-        self.start_cluster()
+        self.start_cluster(name)
 
     def smoke_test(self, timeout=90):
         """One matching event through the whole path before measuring: proves the cluster
@@ -204,8 +215,9 @@ class Kanri:
                 raise RuntimeError(f"smoke event answered {r.status}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.cluster.poll() is not None:
-                raise RuntimeError(f"qcluster exited with {self.cluster.returncode}")
+            for name, cluster in self.clusters.items():
+                if cluster.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {cluster.returncode}")
             if any(evt_id in rec["evt_ids"] for rec in http_json(self.ctx["sink"] + "/_records")):
                 return
             time.sleep(0.2)

@@ -90,7 +90,7 @@ def run(target, load, ctx):
     pg_mark = log_size(pg_log) if pg_log else None
     target.before_load()
     cpu0, busy0 = cpu_seconds(target.watch), machine_busy()
-    sampler = CpuSampler(target.watch, pss_of=("gunicorn", "qcluster"))
+    sampler = CpuSampler(target.watch, pss_of=target.logs)
     sampler.start()
     t_start = time.time()
     print(f"  {label}: {describe(load)} …", flush=True)

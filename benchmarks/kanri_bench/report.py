@@ -58,7 +58,8 @@ def app_db_cpu(r):
     if r is None or not r["cpu_ms_per_match"]:
         return None
     c = r["cpu_ms_per_match"]
-    return round(sum(c.get(k) or 0 for k in ("gunicorn", "qcluster", "postgres", "redis")), 2)
+    app = ("gunicorn", "postgres", "redis")  # and every qcluster (--clusters N)
+    return round(sum(v or 0 for k, v in c.items() if k in app or k.startswith("qcluster")), 2)
 
 
 def ratio_rows(results):
