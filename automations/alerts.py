@@ -24,6 +24,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from automations.engine.commits import durable
 from automations.models import AlertedRun, FailureAlert, Run
 from automations.redaction import redact
 from automations.timefmt import format_time
@@ -119,7 +120,8 @@ def _claim(workflow, runs, digest, now):
     """Write the alert and its runs before sending; return it, or None if another pass
     claimed any of these runs first."""
     try:
-        with transaction.atomic():
+        # On disk before the message goes out (a worker's commits may otherwise wait).
+        with transaction.atomic(), durable():
             alert = FailureAlert.objects.create(
                 workflow=workflow,
                 digest=digest,

@@ -193,6 +193,9 @@ KANRI_SWEEP_SECONDS = env.float("KANRI_SWEEP_SECONDS", default=5)
 KANRI_MIRROR_FETCHES = env.int("MIRROR_FETCHES", default=4)
 # Worker processes run at this nice value (automations/tasks.py, lower_priority).
 KANRI_WORKER_NICE = env.int("QUEUE_WORKER_NICE", default=10)
+# PostgreSQL: worker sessions commit without waiting for the WAL flush, except the writes
+# made before a provider call (automations/engine/commits.py).
+KANRI_WORKER_ASYNC_COMMIT = env.bool("QUEUE_WORKER_ASYNC_COMMIT", default=True)
 KANRI_LOST_AFTER_SECONDS = env.float("KANRI_LOST_AFTER_SECONDS", default=120)
 KANRI_RETRY_DELAYS = [
     float(s) for s in env.list("KANRI_RETRY_DELAYS", default=["30", "120", "600", "1800"])

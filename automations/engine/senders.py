@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from automations.engine import caps, keys
+from automations.engine.commits import durable
 from automations.engine.conditions import readable
 from automations.engine.references import RenderError
 from automations.engine.runner import (
@@ -139,8 +140,10 @@ class LiveSender:
         if action.moves_money:
             self._within_caps(row, action.money(request))
         else:
-            # The evidence first: if this worker dies during send, the row says so.
-            row.save()
+            # The evidence first, on disk: if this worker dies during send (or the
+            # database server crashes), the row says so.
+            with durable():
+                row.save()
         try:
             output = action.send(request, call)
         except Exception as e:
@@ -162,7 +165,7 @@ class LiveSender:
             if row.amount is not None:
                 row.amount = abs(row.amount)
             row.currency = str(money.get("currency") or "")[:3].lower()
-        with transaction.atomic():
+        with transaction.atomic(), durable():  # the evidence first, as in action()
             over = caps.check(
                 self.run, row.step_name, money, self.run.version.definition.get("limits")
             )
