@@ -7,9 +7,7 @@ import pytest
 from django.db import connection, connections
 from django.db.backends.postgresql import base as django_postgresql
 
-pytestmark = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="a PostgreSQL backend (the suite's PostgreSQL run)"
-)
+pytestmark = pytest.mark.postgresql
 
 
 @pytest.fixture

@@ -17,9 +17,7 @@ from integrations.connections import slack_token
 from integrations.slack_actions import PostMessage
 from tests.builders import create_workflow, event, payment_intent_dict
 
-on_postgresql = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="a PostgreSQL setting (the suite's PostgreSQL run)"
-)
+on_postgresql = pytest.mark.postgresql
 FLUSH = "SET LOCAL synchronous_commit TO on"
 
 
