@@ -149,9 +149,13 @@ def test_a_failure_alert_is_flushed_before_it_is_sent(
 
 
 def _relax_in_a_worker(pipe):
+    # django-q2 closes every connection before it forks a worker; this fork inherits the
+    # test's open one, whose closing would end the parent's session: set it aside.
+    inherited = connection.connection  # noqa: F841 (kept: its finalizer would close it)
+    connection.connection = None
     commits.relax_in_workers()
     pipe.send(commits._relaxed)
-    os._exit(0)  # the parent's connections are inherited: leave them to it
+    os._exit(0)  # no cleanup: the inherited sockets are the parent's
 
 
 def test_only_a_worker_process_is_relaxed(settings):
