@@ -15,7 +15,8 @@ from automations.models import FailureAlert, Run
 from automations.triggers import stripe_event
 from integrations.connections import slack_token
 from integrations.slack_actions import PostMessage
-from tests.builders import create_workflow, event, payment_intent_dict
+from tests.builders import event, payment_intent_dict
+from tests.test_hot_paths import slack_on_paid
 
 on_postgresql = pytest.mark.postgresql
 FLUSH = "SET LOCAL synchronous_commit TO on"
@@ -35,24 +36,6 @@ def session_setting(alias="default"):
             return cursor.fetchone()[0]
     finally:
         wrapper.close()
-
-
-def slack_on_paid(text="Paid {{trigger.id}}"):
-    return create_workflow(
-        {
-            "name": "Tell sales about big payments",
-            "trigger": {"kind": "stripe_event", "event_type": "payment_intent.succeeded"},
-            "conditions": [],
-            "steps": [
-                {
-                    "name": "notify",
-                    "kind": "slack.post_message",
-                    "config": {"channel": "C0SALES", "text": text},
-                }
-            ],
-        },
-        status="active",
-    )
 
 
 @on_postgresql
@@ -158,27 +141,26 @@ def _relax_in_a_worker(pipe):
     os._exit(0)  # no cleanup: the inherited sockets are the parent's
 
 
-def test_only_a_worker_process_is_relaxed(settings):
-    settings.KANRI_WORKER_ASYNC_COMMIT = True
+def relaxed_in_a_forked_worker():
+    """Whether relax_in_workers relaxes a django-q2 worker process (a fork named Worker-1)."""
     mine, theirs = multiprocessing.Pipe()
     worker = multiprocessing.get_context("fork").Process(
         target=_relax_in_a_worker, args=(theirs,), name="Worker-1"
     )
     worker.start()
     worker.join(10)
+    return mine.recv()
 
-    assert mine.recv() is True
+
+def test_only_a_worker_process_is_relaxed(settings):
+    settings.KANRI_WORKER_ASYNC_COMMIT = True
+
+    assert relaxed_in_a_forked_worker() is True
     commits.relax_in_workers()  # this process (MainProcess) is left alone
     assert commits._relaxed is False
 
 
 def test_a_deployment_can_keep_every_commit_waiting(settings):
     settings.KANRI_WORKER_ASYNC_COMMIT = False
-    mine, theirs = multiprocessing.Pipe()
-    worker = multiprocessing.get_context("fork").Process(
-        target=_relax_in_a_worker, args=(theirs,), name="Worker-1"
-    )
-    worker.start()
-    worker.join(10)
 
-    assert mine.recv() is False
+    assert relaxed_in_a_forked_worker() is False
