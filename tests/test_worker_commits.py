@@ -26,6 +26,9 @@ FLUSH = "SET LOCAL synchronous_commit TO on"
 def in_a_worker(monkeypatch):
     """This process's sessions as a queue worker's (post_spawn ran relax_in_workers)."""
     monkeypatch.setattr(commits, "_relaxed", True)
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    monkeypatch.setitem(options, "options", options.get("options", ""))  # put back after
+    commits.relax_sessions()
 
 
 def session_setting(alias="default"):
@@ -164,3 +167,14 @@ def test_a_deployment_can_keep_every_commit_waiting(settings):
     settings.KANRI_WORKER_ASYNC_COMMIT = False
 
     assert relaxed_in_a_forked_worker() is False
+
+
+@on_postgresql
+def test_a_deployers_own_startup_options_are_kept_beside_the_workers(monkeypatch):
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    monkeypatch.setitem(options, "options", "-c statement_timeout=5000")
+
+    commits.relax_sessions()
+    commits.relax_sessions()  # a second spawn in the same process adds nothing
+
+    assert options["options"] == "-c statement_timeout=5000 -c synchronous_commit=off"

@@ -7,7 +7,7 @@ every such commit waiting for its own WAL flush, the flushes queued behind each 
 a busy disk, and the webhook acknowledgements waited behind them (make bench: ack p99 at
 200/s went from 113 and 37 ms to 22 and 19 ms in two sittings each).
 
-So, in worker processes on PostgreSQL, `synchronous_commit` is off for the session
+So, in worker processes on PostgreSQL, `synchronous_commit` is off for their sessions
 (QUEUE_WORKER_ASYNC_COMMIT): a crash of the database server, not of Kanri, can lose its
 last fraction of a second of those commits, never corrupt them. WAL is written in order,
 so what survives is always an earlier state of the same history, one a worker killed at
@@ -23,8 +23,7 @@ import contextlib
 import multiprocessing
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.backends.signals import connection_created
+from django.db import connection, connections, transaction
 
 _relaxed = False  # this process is a queue worker whose commits may be asynchronous
 
@@ -54,16 +53,29 @@ def relax_in_workers(**kwargs):
     if not settings.KANRI_WORKER_ASYNC_COMMIT or _relaxed:
         return
     _relaxed = True
+    relax_sessions()
     # django-q2 closes every connection before it forks a worker; one opened since (by
     # another post_spawn handler) has the server's default: the next query opens one
     # that gets the setting.
     connection.close()
 
 
-def _relax_session(sender, connection, **kwargs):
-    if _relaxed and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO off")
+ASYNC_COMMIT = "-c synchronous_commit=off"
 
 
-connection_created.connect(_relax_session, dispatch_uid="kanri-worker-async-commit")
+def relax_sessions():
+    """Make this process's new PostgreSQL sessions ask for asynchronous commits.
+
+    As a startup option, not a SET: no round trip, and a pooling proxy applies it per
+    client, refuses it or ignores it, but never hands it to another client's session (a
+    SET would ride on the server connection, to the web's delivery commits). The
+    settings dict is this process's own (forked), shared by its threads' connections.
+    """
+    for alias in connections:
+        wrapper = connections[alias]
+        if wrapper.vendor != "postgresql":
+            continue
+        options = wrapper.settings_dict.setdefault("OPTIONS", {})
+        given = options.get("options", "")
+        if ASYNC_COMMIT not in given:
+            options["options"] = f"{given} {ASYNC_COMMIT}".strip()
