@@ -1,7 +1,6 @@
 """django-q2 tasks: thin; the decisions live in the engine."""
 
 import logging
-import multiprocessing
 import os
 import threading
 from datetime import timedelta
@@ -14,7 +13,7 @@ from django.utils import timezone
 from automations.engine import runner
 from automations.models import Run
 from integrations import stripe_webhooks
-from integrations.queue import enqueue
+from integrations.queue import enqueue, in_worker_process
 
 RUN_TASK = "automations.tasks.run_workflow"
 # A queued run whose task has not started this long after it was due is presumed lost
@@ -85,8 +84,8 @@ def lower_priority(**kwargs):
     kept in the database and waits its turn. Only the worker processes are lowered: the
     cluster's pusher and monitor stay as they are, so work keeps being handed out.
     """
-    if multiprocessing.current_process().name == "MainProcess":
-        return  # django-q2's sync mode (tests) runs tasks in the calling process
+    if not in_worker_process():
+        return
     wanted = settings.KANRI_WORKER_NICE
     current = os.nice(0)
     if wanted > current:
@@ -103,9 +102,7 @@ def start_sweeping(**kwargs):
     its worker, and the sentinel's new worker starts its own.
     """
     global _sweeping_in
-    # django-q2's sync mode (tests) runs its worker loop inline, in the main process,
-    # and sends post_spawn for every task: only a worker process of a cluster sweeps.
-    if multiprocessing.current_process().name == "MainProcess" or _sweeping_in == os.getpid():
+    if not in_worker_process() or _sweeping_in == os.getpid():
         return
     if SWEEP <= 0:  # switched off: django-q2's once-a-minute schedule still sweeps
         return

@@ -1,6 +1,7 @@
 """The one way Kanri puts work on django-q2."""
 
 import logging
+import multiprocessing
 import os
 
 from django.db import transaction
@@ -25,6 +26,15 @@ def broker():
     if _broker is None or _broker_pid != os.getpid():
         _broker, _broker_pid = get_broker(), os.getpid()
     return _broker
+
+
+def in_worker_process():
+    """Whether this is a cluster's worker process (where post_spawn handlers act).
+
+    django-q2's sync mode (tests) runs its worker loop inline in the main process and
+    sends post_spawn for every task: what a worker process sets up must not happen there.
+    """
+    return multiprocessing.current_process().name != "MainProcess"
 
 
 def enqueue(func, *args):

@@ -20,10 +20,11 @@ before the call goes out.
 """
 
 import contextlib
-import multiprocessing
 
 from django.conf import settings
 from django.db import connection, connections, transaction
+
+from integrations.queue import in_worker_process
 
 _relaxed = False  # this process is a queue worker whose commits may be asynchronous
 
@@ -48,8 +49,8 @@ def durable():
 def relax_in_workers(**kwargs):
     """In a django-q2 worker process (post_spawn): its sessions commit asynchronously."""
     global _relaxed
-    if multiprocessing.current_process().name == "MainProcess":
-        return  # django-q2's sync mode (tests) runs tasks in the calling process
+    if not in_worker_process():
+        return
     if not settings.KANRI_WORKER_ASYNC_COMMIT or _relaxed:
         return
     _relaxed = True
