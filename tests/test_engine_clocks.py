@@ -142,7 +142,7 @@ def test_a_broker_that_is_down_is_logged_and_does_not_fail_the_caller(
     assert record.getMessage().endswith("; its sweeper will queue it again")
 
 
-def test_tasks_run_inline_still_raise_their_own_errors(monkeypatch):
+def test_tasks_run_inline_still_raise_their_own_errors(db, monkeypatch):
     # Sync mode (the suite's) must not hide a task's exception behind "could not queue".
     with pytest.raises(ValueError, match="no-such"):
         queue._put("automations.tasks.no-such", ())
